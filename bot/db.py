@@ -1,0 +1,221 @@
+"""Database URLs and engines: the only place that knows which driver talks to which database.
+
+SQLite (aiosqlite) is the embedded default; PostgreSQL (asyncpg) is the production store that
+several replicas share. Both are tuned here for a small (2-core) machine and to fail fast: when the
+database goes away, a Slack click must get a clear error within seconds instead of hanging until
+Slack's own timeout.
+
+Nothing here reads the environment: the composition root passes the URL in.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from bot.errors import ConfigurationError
+
+__all__ = [
+    "SQLITE_IMMEDIATE",
+    "create_engine",
+    "default_database_url",
+    "is_sqlite",
+    "normalize_database_url",
+    "redact_url",
+]
+
+# Execution option a caller sets on a connection whose transaction will write. On SQLite it turns the
+# transaction's BEGIN into BEGIN IMMEDIATE, taking the write lock up front: a deferred transaction that
+# reads and later writes can fail with SQLITE_BUSY at once (busy_timeout cannot help once it holds a
+# read snapshot another writer has moved past). Other dialects ignore it.
+SQLITE_IMMEDIATE: Final = "atlas_chatops_sqlite_immediate"
+
+DEFAULT_SQLITE_PATH: Final = "./atlas-chatops.db"
+
+_ACCEPTED_FORMS: Final = (
+    "postgres://USER:PASSWORD@HOST:5432/DBNAME, postgresql://..., postgresql+asyncpg://..., "
+    "sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite+aiosqlite:///path.db"
+)
+
+# scheme as given -> scheme with the async driver we ship. Explicit async drivers map to themselves;
+# any other driver (psycopg2, pysqlite, ...) is refused because the async engine would reject it later
+# with a far less helpful error.
+_SCHEMES: Final[dict[str, str]] = {
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
+
+_SCHEME_RE: Final = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://")
+# Fallback for strings make_url cannot parse: hide anything between "user:" and "@".
+_USERINFO_PASSWORD_RE: Final = re.compile(r"(?P<head>://[^:/@]*):[^@/]*@")
+
+
+def _invalid(detail: str) -> ConfigurationError:
+    return ConfigurationError(f"DATABASE_URL {detail}. Accepted forms: {_ACCEPTED_FORMS}.")
+
+
+def normalize_database_url(url: str) -> str:
+    """Return ``url`` with the async driver spelled out, or raise :class:`ConfigurationError`.
+
+    PaaS providers hand out ``postgres://`` / ``postgresql://``; both become ``postgresql+asyncpg://``
+    (and a ``sslmode`` query parameter becomes asyncpg's ``ssl``). ``sqlite:///path`` becomes
+    ``sqlite+aiosqlite:///path``. The error never echoes the URL, only its scheme, so a password cannot
+    end up in a log or a Slack message.
+    """
+    candidate = url.strip()
+    if not candidate:
+        raise _invalid("is empty")
+    match = _SCHEME_RE.match(candidate)
+    if match is None:
+        raise _invalid("is not a URL (it has no 'scheme://' prefix)")
+    scheme = match.group("scheme").lower()
+    target = _SCHEMES.get(scheme)
+    if target is None:
+        raise _invalid(f"uses the unsupported scheme {scheme!r}")
+    rest = candidate[match.end() :]
+    normalized = f"{target}://{rest}"
+    try:
+        parsed = make_url(normalized)
+    except (ArgumentError, ValueError):
+        # ArgumentError's text contains the URL itself, password included: drop it from the chain.
+        raise _invalid("could not be parsed") from None
+    if target == "postgresql+asyncpg":
+        if "sslmode" in parsed.query:
+            # asyncpg takes the libpq sslmode values ("require", "verify-full", ...) as ``ssl``.
+            sslmode = parsed.query["sslmode"]
+            parsed = parsed.difference_update_query(["sslmode"]).update_query_dict({"ssl": sslmode})
+            normalized = parsed.render_as_string(hide_password=False)
+    elif not parsed.database:
+        raise _invalid("names no SQLite file (use sqlite:///path/to/file.db)")
+    return normalized
+
+
+def default_database_url() -> str:
+    """The embedded default: a SQLite file in the working directory."""
+    return normalize_database_url(f"sqlite:///{DEFAULT_SQLITE_PATH}")
+
+
+def redact_url(url: str | URL) -> str:
+    """``url`` fit for a log line: the password replaced by ``***``."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return _USERINFO_PASSWORD_RE.sub(r"\g<head>:***@", url)
+
+
+def is_sqlite(url: str | URL) -> bool:
+    parsed = url if isinstance(url, URL) else make_url(url)
+    return parsed.get_backend_name() == "sqlite"
+
+
+def _is_sqlite_memory(url: URL) -> bool:
+    database = url.database or ""
+    return database in ("", ":memory:") or "mode=memory" in database or url.query.get("mode") == "memory"
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    max_overflow: int = 5,
+    pool_timeout: float = 5.0,
+    connect_timeout: float = 5.0,
+    statement_timeout: float = 10.0,
+    sqlite_busy_timeout_ms: int = 5000,
+    echo: bool = False,
+) -> AsyncEngine:
+    """An :class:`AsyncEngine` for ``url`` (normalized first), tuned to fail fast.
+
+    PostgreSQL: a small pool (2 cores cannot use more), pre-ping so a connection the network dropped
+    is replaced instead of failing a request, a connect timeout, a server-side ``statement_timeout``
+    and a slightly longer client-side ``command_timeout`` (the server cancels first and the connection
+    stays usable; the client timeout only fires when the server itself is gone), and an idle-in-transaction
+    timeout so a frozen replica cannot hold a row lock forever.
+
+    SQLite: WAL (readers never block the writer), ``busy_timeout`` so writers queue instead of failing,
+    foreign keys on, and SQLAlchemy in charge of BEGIN so write transactions can be ``BEGIN IMMEDIATE``
+    (see :data:`SQLITE_IMMEDIATE`).
+    """
+    parsed = make_url(normalize_database_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        return _create_sqlite_engine(
+            parsed,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout,
+            busy_timeout_ms=sqlite_busy_timeout_ms,
+            echo=echo,
+        )
+    statement_ms = int(statement_timeout * 1000)
+    connect_args: dict[str, Any] = {
+        "timeout": connect_timeout,
+        "command_timeout": statement_timeout + 2.0,
+        "server_settings": {
+            "application_name": "atlas-chatops",
+            "statement_timeout": str(statement_ms),
+            "idle_in_transaction_session_timeout": str(max(3 * statement_ms, 30_000)),
+        },
+    }
+    return create_async_engine(
+        parsed,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
+        pool_pre_ping=True,
+        # PaaS proxies and load balancers silently drop long-idle connections.
+        pool_recycle=1800,
+        connect_args=connect_args,
+        echo=echo,
+    )
+
+
+def _create_sqlite_engine(
+    url: URL,
+    *,
+    pool_size: int,
+    max_overflow: int,
+    pool_timeout: float,
+    busy_timeout_ms: int,
+    echo: bool,
+) -> AsyncEngine:
+    if _is_sqlite_memory(url):
+        # SQLAlchemy gives in-memory databases a StaticPool, which takes no sizing arguments.
+        engine = create_async_engine(url, echo=echo)
+    else:
+        engine = create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout,
+            echo=echo,
+        )
+
+    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Stop the sqlite3 module from issuing its own (deferred) BEGIN; on_begin below does it.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    def on_begin(conn: Connection) -> None:
+        mode = "IMMEDIATE" if conn.get_execution_options().get(SQLITE_IMMEDIATE) else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    event.listen(engine.sync_engine, "connect", on_connect)
+    event.listen(engine.sync_engine, "begin", on_begin)
+    return engine
