@@ -1,0 +1,141 @@
+"""Composition root: settings in, a wired bot out. The only place that builds I/O objects."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.actions import ActionSpec
+from bot.atlas import AtlasClient, AtlasSettings
+from bot.db import create_engine
+from bot.metrics import Metrics
+from bot.policy import Policy, load_policy
+from bot.sealing import Sealer
+from bot.service import ChatOps
+from bot.settings import Settings
+from bot.slack.directory import Directory
+from bot.slack.listeners import register
+from bot.store import Store
+from bot.sweeper import Sweeper
+from bot.web import build_web_app
+from commands import load_registry
+
+__all__ = ["Bot", "build_bot", "build_slack_client"]
+
+log = logging.getLogger(__name__)
+
+
+def build_slack_client(settings: Settings) -> AsyncWebClient:
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=10,
+        # Slack says when to retry (429 + Retry-After); connection errors are retried once.
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=1),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+@dataclass
+class Bot:
+    settings: Settings
+    engine: AsyncEngine
+    store: Store
+    atlas: AtlasClient
+    slack: AsyncWebClient
+    service: ChatOps
+    bolt: AsyncApp
+    web_app: web.Application
+    metrics: Metrics
+
+    sweeper: Sweeper
+    _sweeper_task: asyncio.Task[None] | None = None
+
+    def start_sweeper(self) -> None:
+        self._sweeper_task = asyncio.get_running_loop().create_task(self.sweeper.run_forever())
+
+    async def shutdown(self, *, drain_seconds: float = 20.0) -> None:
+        if self._sweeper_task is not None:
+            self._sweeper_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper_task
+        remaining = await self.service.drain(drain_seconds)
+        if remaining:
+            log.warning(
+                "%d executions still running at shutdown; the sweeper of another replica resolves them",
+                remaining,
+            )
+        await self.atlas.aclose()
+        await self.engine.dispose()
+
+
+def build_bot(
+    settings: Settings,
+    *,
+    environ: Mapping[str, str],
+    policy: Policy | None = None,
+    registry: Mapping[str, ActionSpec[Any]] | None = None,
+    atlas_transport: httpx.AsyncBaseTransport | None = None,
+    atlas_options: Mapping[str, Any] | None = None,
+) -> Bot:
+    """``atlas_options`` are extra keyword arguments for :class:`AtlasClient` (tests pass a fast
+    ``retry`` policy, a short ``timeout`` or a recording ``sleep``)."""
+    registry = dict(registry or load_registry())
+    policy = policy or load_policy(settings.policy_path, known_actions=registry)
+    atlas_settings = AtlasSettings.model_validate({k: v for k, v in environ.items() if v != ""})
+    atlas = AtlasClient.from_settings(atlas_settings, transport=atlas_transport, **dict(atlas_options or {}))
+    engine = create_engine(settings.database_url)
+    store = Store(engine)
+    slack = build_slack_client(settings)
+    directory = Directory(slack, ttl_seconds=settings.group_cache_seconds)
+    if settings.slack_team_id:
+        directory.set_team_id(settings.slack_team_id)
+    metrics = Metrics()
+    service = ChatOps(
+        store=store,
+        policy=policy,
+        registry=registry,
+        atlas=atlas,
+        slack=slack,
+        directory=directory,
+        sealer=Sealer(settings.sealing_key),
+        metrics=metrics,
+        replica_id=settings.replica_id,
+        lease_seconds=settings.execution_lease_seconds,
+        environ=environ,
+    )
+    bolt = AsyncApp(
+        client=slack,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        # Commands and clicks are answered by our own listeners; no OAuth flow, one workspace.
+        raise_error_for_unhandled_request=False,
+    )
+    register(bolt, service)
+    return Bot(
+        settings=settings,
+        engine=engine,
+        store=store,
+        atlas=atlas,
+        slack=slack,
+        service=service,
+        bolt=bolt,
+        web_app=build_web_app(bolt, store=store, metrics=metrics),
+        metrics=metrics,
+        sweeper=Sweeper(service, replica_id=settings.replica_id, interval_seconds=settings.sweep_interval_seconds),
+    )

@@ -1,0 +1,119 @@
+"""``atlas-chatops``: serve (HTTP or Socket Mode), migrate, check.
+
+Configuration problems end with one line naming the variable and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+
+from aiohttp import web
+
+from bot import __version__
+from bot.errors import ChatOpsError, ConfigurationError
+from bot.logs import configure_logging
+from bot.settings import Settings
+
+__all__ = ["main"]
+
+log = logging.getLogger("bot.cli")
+
+
+def _secrets(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    values = [settings.slack_bot_token.get_secret_value(), settings.slack_signing_secret.get_secret_value()]
+    if settings.slack_app_token:
+        values.append(settings.slack_app_token.get_secret_value())
+    if settings.secret_key:
+        values.append(settings.secret_key.get_secret_value())
+    for name, value in environ.items():
+        if any(word in name for word in ("SECRET", "PRIVATE", "TOKEN", "PASSWORD")) and value:
+            values.append(value)
+    return values
+
+
+async def _serve(settings: Settings, environ: Mapping[str, str], *, socket_mode: bool) -> None:
+    from bot.app import build_bot
+    from bot.schema import ensure_schema
+
+    await ensure_schema(settings.database_url)
+    bot = build_bot(settings, environ=environ)
+    runner = web.AppRunner(bot.web_app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=5)
+    await site.start()
+    socket_handler = None
+    if socket_mode:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        if settings.slack_app_token is None:
+            raise ConfigurationError("SLACK_APP_TOKEN: not set (Socket Mode needs an xapp- app-level token)")
+        socket_handler = AsyncSocketModeHandler(bot.bolt, settings.slack_app_token.get_secret_value())
+        await socket_handler.connect_async()
+    bot.start_sweeper()
+    mode = "Socket Mode (health and metrics over HTTP)" if socket_mode else "HTTP mode"
+    log.info("atlas-chatops %s serving in %s on %s:%d", __version__, mode, settings.host, settings.port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: no new work, finishing executions in flight")
+    if socket_handler is not None:
+        await socket_handler.close_async()
+    await site.stop()
+    await bot.shutdown()
+    await runner.cleanup()
+    log.info("stopped")
+
+
+async def _migrate(settings: Settings, revision: str, *, down: bool) -> None:
+    from bot.migrate import downgrade, upgrade
+
+    await (downgrade if down else upgrade)(settings.database_url, revision)
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    environ = dict(os.environ if environ is None else environ)
+    parser = argparse.ArgumentParser(
+        prog="atlas-chatops", description="Slack ChatOps for emergency MongoDB Atlas actions"
+    )
+    parser.add_argument("--version", action="version", version=f"atlas-chatops {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="serve the bot (HTTP mode by default)")
+    serve.add_argument("--socket", action="store_true", help="use Socket Mode (needs SLACK_APP_TOKEN)")
+    serve.add_argument("--port", type=int, help="override PORT")
+    migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
+    migrate.add_argument("--revision", default="head")
+    migrate.add_argument("--downgrade", action="store_true", help="downgrade to --revision instead")
+    sub.add_parser("check", help="check configuration, policy, Slack, Atlas and the database")
+    args = parser.parse_args(argv)
+    command = args.command or "serve"
+
+    if command == "check":
+        from bot.check import run_checks
+
+        return asyncio.run(run_checks(environ))
+    if getattr(args, "port", None):
+        environ["PORT"] = str(args.port)
+    try:
+        settings = Settings.from_environ(environ)
+        configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=_secrets(settings, environ))
+        if command == "migrate":
+            asyncio.run(_migrate(settings, args.revision, down=args.downgrade))
+            print(f"database migrated to {args.revision}")
+        else:
+            asyncio.run(_serve(settings, environ, socket_mode=args.socket))
+    except ConfigurationError as exc:
+        print(f"atlas-chatops: {exc.user_message}", file=sys.stderr)
+        return 2
+    except ChatOpsError as exc:
+        print(f"atlas-chatops: {exc.user_message}", file=sys.stderr)
+        return 1
+    return 0

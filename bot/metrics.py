@@ -1,0 +1,48 @@
+"""Prometheus metrics, in a registry owned by the app (not the process-global one), so tests
+and several apps in one process never share counters. Labels never carry user text or secrets."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            "atlas_chatops_requests_total",
+            "Action requests by action and outcome (requested, denied, invalid, approved, rejected, "
+            "expired, succeeded, failed, unknown).",
+            ["action", "outcome"],
+            registry=self.registry,
+        )
+        self.ack_seconds = Histogram(
+            "atlas_chatops_ack_seconds",
+            "Time from receiving a Slack request to answering it, by payload kind.",
+            ["kind"],
+            buckets=(0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2, 3),
+            registry=self.registry,
+        )
+        self.atlas_seconds = Histogram(
+            "atlas_chatops_atlas_call_seconds",
+            "Atlas action calls by action and result status.",
+            ["action", "status"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.pending = Gauge(
+            "atlas_chatops_pending_approvals",
+            "Requests waiting for approval, as last counted by this replica's sweeper.",
+            registry=self.registry,
+        )
+        self.slack_errors = Counter(
+            "atlas_chatops_slack_errors_total",
+            "Slack Web API calls that failed, by method and Slack error code.",
+            ["method", "error"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

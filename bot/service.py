@@ -1,0 +1,635 @@
+"""The /atlas flow: request, confirm, approve or reject, execute exactly once, report.
+
+Listeners (:mod:`bot.slack.listeners`) ack Slack, turn payloads into the small input values
+below and call one method here. Every state change goes through the store's conditional
+transitions, so a double click, two approvers at once, or two replicas racing can never run an
+action twice: whoever loses a transition simply stops. Slack messages are best effort: a
+failed post is logged and counted, never allowed to lose or re-run a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import SecretStr
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.actions import ActionSpec, ExecutionContext, parse_command
+from bot.atlas import AtlasClient
+from bot.atlas.errors import AtlasError, AtlasNotFoundError
+from bot.errors import ChatOpsError, InvalidCommand, RequestNotFound, StaleRequest
+from bot.metrics import Metrics
+from bot.outcomes import outcome_from_error, state_for, success_outcome
+from bot.policy import Actor, Policy, decide_approve, decide_request, roles_of
+from bot.preview import Preview, preview_unavailable
+from bot.requests import ActionRequest, NewActionRequest, Outcome, RequestState
+from bot.sealing import Sealer, SealError, fingerprint
+from bot.slack.directory import Directory
+from bot.store import Store
+from bot.views import (
+    CONFIRM_BLOCK,
+    REASON_BLOCK,
+    REASON_MAX,
+    SECRET_BLOCK,
+    Message,
+    approval_message,
+    confirm_modal,
+    escape_mrkdwn,
+    help_message,
+    pending_message,
+    plain_message,
+)
+
+__all__ = ["ChatOps", "ClickInput", "CommandInput", "SubmissionInput", "ValidSubmission"]
+
+log = logging.getLogger(__name__)
+
+# A preview is a few Atlas reads; past this the modal says Atlas could not be read.
+PREVIEW_TIMEOUT_SECONDS = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class CommandInput:
+    user_id: str
+    team_id: str
+    channel_id: str
+    text: str
+    trigger_id: str
+    response_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionInput:
+    user_id: str
+    team_id: str
+    private_metadata: str
+    values: Mapping[str, str | None]  # block_id -> the input's value
+
+
+@dataclass(frozen=True, slots=True)
+class ValidSubmission:
+    spec: ActionSpec[Any]
+    args: Any
+    user_id: str
+    team_id: str
+    channel_id: str
+    reason: str
+    response_url: str | None
+    secret: SecretStr | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClickInput:
+    user_id: str
+    team_id: str
+    channel_id: str | None
+    request_id: str
+
+
+class ChatOps:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        policy: Policy,
+        registry: Mapping[str, ActionSpec[Any]],
+        atlas: AtlasClient,
+        slack: AsyncWebClient,
+        directory: Directory,
+        sealer: Sealer,
+        metrics: Metrics,
+        replica_id: str,
+        lease_seconds: float = 120.0,
+        environ: Mapping[str, str],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.registry = dict(registry)
+        self.atlas = atlas
+        self.slack = slack
+        self.directory = directory
+        self.metrics = metrics
+        self._sealer = sealer
+        self._replica_id = replica_id
+        self._lease_seconds = lease_seconds
+        self._environ = environ
+        self._clock = clock
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._accepting = True
+
+    # ------------------------------------------------------------------ commands
+
+    def parse(self, text: str) -> Message | None:
+        """Pure first pass, cheap enough to run before the ack: a reply for bad input, else None."""
+        try:
+            parsed = parse_command(text, self.registry)
+        except InvalidCommand as exc:
+            return plain_message(exc.user_message, usage=exc.usage)
+        if parsed.name == "help":
+            return help_message(self.registry)
+        if parsed.spec is not None and parsed.spec.secret_input is not None:
+            profile = getattr(parsed.args, "profile", None)
+            if profile not in self.policy.service_accounts:
+                configured = ", ".join(f"`{p}`" for p in self.policy.service_accounts) or "none"
+                return plain_message(
+                    f"Unknown service account profile `{profile}`. Configured profiles: {configured}.",
+                    usage=parsed.spec.usage,
+                )
+        return None
+
+    async def command(self, cmd: CommandInput) -> Message | None:
+        """After the ack: meta commands answer; actions check the policy and open the modal."""
+        parsed = parse_command(cmd.text, self.registry)  # already validated by parse()
+        if parsed.name == "pending":
+            return await self.pending(channel_id=cmd.channel_id)
+        if parsed.name == "whoami":
+            return await self.whoami(user_id=cmd.user_id, team_id=cmd.team_id)
+        if parsed.spec is None:
+            return help_message(self.registry)
+        spec, args = parsed.spec, parsed.args
+        actor = await self._actor(cmd.user_id, cmd.team_id)
+        denial = await self._request_denial(spec, actor, cmd.channel_id)
+        if denial is not None:
+            await self.store.record_event(
+                event="request_denied",
+                actor_id=cmd.user_id,
+                channel_id=cmd.channel_id,
+                detail={"action": spec.name, "reason": denial.text},
+            )
+            self.metrics.requests.labels(spec.name, "denied").inc()
+            return denial
+        rule = self.policy.actions[spec.name]
+        metadata = self._sealer.sign(
+            json.dumps(
+                {
+                    "a": spec.name,
+                    "t": spec.target_of(args),
+                    "c": cmd.channel_id,
+                    "u": cmd.user_id,
+                    "r": cmd.response_url,
+                },
+                separators=(",", ":"),
+            )
+        )
+        view = confirm_modal(
+            spec,
+            args,
+            private_metadata=metadata,
+            approvals_required=rule.approvals,
+            approver_roles=rule.approve,
+            ttl_minutes=self.policy.approval_ttl_minutes,
+        )
+        try:
+            opened = await self.slack.views_open(trigger_id=cmd.trigger_id, view=view)
+        except SlackApiError as exc:
+            error = self._slack_failed("views.open", exc)
+            return plain_message(
+                f"Could not open the confirmation form (`{error}`). Slack allows 3 seconds to open it; "
+                "please run the command again."
+            )
+        if spec.preview is not None:
+            # The modal is open within the trigger_id window; the Atlas reads fill it in afterwards.
+            preview = await self.read_preview(spec, args, profile=getattr(args, "profile", None))
+            filled = confirm_modal(
+                spec,
+                args,
+                private_metadata=metadata,
+                approvals_required=rule.approvals,
+                approver_roles=rule.approve,
+                ttl_minutes=self.policy.approval_ttl_minutes,
+                preview=preview,
+            )
+            try:
+                await self.slack.views_update(view_id=opened["view"]["id"], hash=opened["view"]["hash"], view=filled)
+            except SlackApiError as exc:
+                # hash_conflict or not_found: the requester already submitted or closed the form.
+                self._slack_failed("views.update", exc)
+        return None
+
+    async def read_preview(self, spec: ActionSpec[Any], args: Any, *, profile: str | None) -> Preview | None:
+        """The target as Atlas shows it now; a 404 is a pre-flight blocker, other failures say so."""
+        if spec.preview is None:
+            return None
+        ctx = ExecutionContext(atlas=self.atlas, service_account=self._service_account(profile))
+        try:
+            async with asyncio.timeout(PREVIEW_TIMEOUT_SECONDS):
+                return await spec.preview(ctx, args)
+        except AtlasNotFoundError as exc:
+            return Preview(
+                blockers=(
+                    f"Atlas does not know this target (HTTP 404 {exc.error_code or ''}). Check the ids; "
+                    "it may already be gone.",
+                )
+            )
+        except AtlasError as exc:
+            return preview_unavailable(f"{type(exc).__name__} {exc.status or ''} {exc.error_code or ''}".strip())
+        except TimeoutError:
+            return preview_unavailable(f"no answer within {PREVIEW_TIMEOUT_SECONDS:.0f} s")
+
+    async def _request_denial(self, spec: ActionSpec[Any], actor: Actor, channel_id: str) -> Message | None:
+        decision = decide_request(self.policy, actor, spec.name, channel_id, app_team_id=await self.directory.team_id())
+        if not decision:
+            return plain_message(f":no_entry: {decision.reason}")
+        limits = self.policy.rate_limits
+        since = self._clock() - timedelta(hours=1)
+        if await self.store.count_recent_requests(since=since, requester_id=actor.user_id) >= limits.per_user_per_hour:
+            return plain_message(
+                f":no_entry: You have made {limits.per_user_per_hour} requests in the last hour, the limit. "
+                "Ask another on-call engineer, or wait."
+            )
+        if await self.store.count_recent_requests(since=since, channel_id=channel_id) >= limits.per_channel_per_hour:
+            return plain_message(
+                f":no_entry: This channel has had {limits.per_channel_per_hour} requests in the last hour, "
+                "the limit. Wait, or use another incident channel."
+            )
+        return None
+
+    # ------------------------------------------------------------------ submission
+
+    def check_submission(self, sub: SubmissionInput) -> ValidSubmission | dict[str, str]:
+        """Pure validation of the confirmation modal: a valid submission, or field errors."""
+        try:
+            meta = json.loads(self._sealer.verify(sub.private_metadata))
+            spec = self.registry[meta["a"]]
+            args = spec.validate(meta["t"])
+            channel_id, requester, response_url = str(meta["c"]), str(meta["u"]), meta.get("r")
+        except (SealError, ValueError, KeyError, TypeError, InvalidCommand):
+            return {CONFIRM_BLOCK: "This form could not be verified. Close it and run the command again."}
+        if requester != sub.user_id:
+            return {CONFIRM_BLOCK: "This form belongs to someone else. Run the command yourself."}
+        errors: dict[str, str] = {}
+        identifier = spec.confirm_identifier(args)
+        if (sub.values.get(CONFIRM_BLOCK) or "").strip() != identifier:
+            errors[CONFIRM_BLOCK] = f"Type exactly {identifier} to confirm."
+        reason = (sub.values.get(REASON_BLOCK) or "").strip()
+        if not 3 <= len(reason) <= REASON_MAX:
+            errors[REASON_BLOCK] = f"Give a reason of 3 to {REASON_MAX} characters."
+        secret: SecretStr | None = None
+        if spec.secret_input is not None:
+            raw = (sub.values.get(SECRET_BLOCK) or "").strip()
+            if not raw or len(raw) > 3000 or any(c.isspace() for c in raw):
+                errors[SECRET_BLOCK] = "Paste the whole access token, without spaces."
+            else:
+                secret = SecretStr(raw)
+        if errors:
+            return errors
+        return ValidSubmission(
+            spec=spec,
+            args=args,
+            user_id=sub.user_id,
+            team_id=sub.team_id,
+            channel_id=channel_id,
+            reason=reason,
+            response_url=response_url if isinstance(response_url, str) else None,
+            secret=secret,
+        )
+
+    async def submit(self, sub: ValidSubmission) -> Message | None:
+        """After the ack: re-check, store the request, post the approval message."""
+        spec, args = sub.spec, sub.args
+        actor = await self._actor(sub.user_id, sub.team_id)
+        denial = await self._request_denial(spec, actor, sub.channel_id)
+        if denial is not None:
+            self.metrics.requests.labels(spec.name, "denied").inc()
+            return denial
+        rule = self.policy.actions[spec.name]
+        preview = await self.read_preview(spec, args, profile=getattr(args, "profile", None))
+        if preview is not None and preview.blockers:
+            await self.store.record_event(
+                event="preflight_blocked",
+                actor_id=sub.user_id,
+                channel_id=sub.channel_id,
+                detail={"action": spec.name, "target": spec.target_of(args), "blockers": list(preview.blockers)},
+            )
+            self.metrics.requests.labels(spec.name, "blocked").inc()
+            reasons = "\n".join(f"• {escape_mrkdwn(b)}" for b in preview.blockers)
+            return plain_message(f":no_entry: Stopped before approval; nothing was stored or sent to Atlas.\n{reasons}")
+        new = NewActionRequest(
+            action=spec.name,
+            target=spec.target_of(args),
+            target_label=spec.label_of(args),
+            requester_id=sub.user_id,
+            requester_team_id=sub.team_id,
+            channel_id=sub.channel_id,
+            reason=sub.reason,
+            approvals_required=rule.approvals,
+            expires_at=self._clock() + timedelta(minutes=self.policy.approval_ttl_minutes),
+            secret_fingerprint=fingerprint(sub.secret.get_secret_value()) if sub.secret else None,
+            sealed_secret=self._sealer.seal(sub.secret) if sub.secret else None,
+            profile=getattr(args, "profile", None),
+            preview=preview.model_copy(update={"evidence": {}}) if preview is not None else None,
+            preview_digest=preview.digest if preview is not None else None,
+        )
+        request = await self.store.create_request(new)
+        if preview is not None and preview.available:
+            # Evidence: the target's configuration as Atlas returned it, so it can be recreated by hand.
+            await self.store.record_event(
+                event="evidence",
+                actor_id=sub.user_id,
+                request_id=request.id,
+                channel_id=sub.channel_id,
+                detail={"digest": preview.digest, "evidence": preview.evidence},
+            )
+        self.metrics.requests.labels(spec.name, "requested").inc()
+        message = approval_message(request, spec, approver_roles=rule.approve)
+        try:
+            posted = await self.slack.chat_postMessage(
+                channel=request.channel_id, text=message.text, blocks=message.blocks
+            )
+        except SlackApiError as exc:
+            error = self._slack_failed("chat.postMessage", exc)
+            return plain_message(
+                f"Request `{request.short_id}` is recorded and waiting for approval, but I could not post "
+                f"it in this channel (`{error}`). Invite me with `/invite` and approvers can find it with "
+                "`/atlas pending`."
+            )
+        await self.store.set_message(request.id, channel=str(posted["channel"]), ts=str(posted["ts"]))
+        return None
+
+    # ------------------------------------------------------------------ decisions
+
+    async def approve(self, click: ClickInput) -> Message | None:
+        request, actor, denial = await self._check_decider(click, verb="approve")
+        if denial is not None or request is None:
+            return denial
+        try:
+            result = await self.store.approve(request.id, approver_id=actor.user_id)
+        except StaleRequest as exc:
+            return plain_message(f"Nothing was done: {exc.user_message}")
+        if not result.counted:
+            return plain_message("Your approval is already counted; another approver is needed.")
+        request = result.request
+        self.metrics.requests.labels(request.action, "approval").inc()
+        await self.post_in_thread(
+            request,
+            f":ballot_box_with_check: <@{actor.user_id}> approved "
+            f"({len(request.approvers)} of {request.approvals_required}).",
+        )
+        if result.became_approved:
+            self.metrics.requests.labels(request.action, "approved").inc()
+            self.spawn(self.execute(request.id))
+        else:
+            await self.refresh_message(request)
+        return None
+
+    async def reject(self, click: ClickInput) -> Message | None:
+        request = await self._get(click.request_id)
+        if request is None:
+            return plain_message("That request no longer exists.")
+        if click.user_id == request.requester_id:
+            try:
+                cancelled = await self.store.cancel(request.id, user_id=click.user_id)
+            except StaleRequest as exc:
+                return plain_message(f"Nothing was done: {exc.user_message}")
+            self.metrics.requests.labels(request.action, "cancelled").inc()
+            await self.post_in_thread(cancelled, f":heavy_multiplication_x: <@{click.user_id}> withdrew the request.")
+            await self.refresh_message(cancelled)
+            return None
+        request, actor, denial = await self._check_decider(click, verb="reject", request=request)
+        if denial is not None or request is None:
+            return denial
+        try:
+            rejected = await self.store.reject(request.id, user_id=actor.user_id)
+        except StaleRequest as exc:
+            return plain_message(f"Nothing was done: {exc.user_message}")
+        self.metrics.requests.labels(request.action, "rejected").inc()
+        await self.post_in_thread(rejected, f":no_entry: <@{actor.user_id}> rejected the request. Nothing was run.")
+        await self.refresh_message(rejected)
+        return None
+
+    async def _check_decider(
+        self, click: ClickInput, *, verb: str, request: ActionRequest | None = None
+    ) -> tuple[ActionRequest | None, Actor, Message | None]:
+        actor = await self._actor(click.user_id, click.team_id)
+        request = request or await self._get(click.request_id)
+        if request is None:
+            return None, actor, plain_message("That request no longer exists.")
+        decision = decide_approve(
+            self.policy,
+            actor,
+            action=request.action,
+            requester_id=request.requester_id,
+            request_channel_id=request.channel_id,
+            click_channel_id=click.channel_id,
+            app_team_id=await self.directory.team_id(),
+        )
+        if not decision:
+            await self.store.record_event(
+                event=f"{verb}_denied",
+                actor_id=actor.user_id,
+                request_id=request.id,
+                channel_id=click.channel_id,
+                detail={"reason": decision.reason},
+            )
+            return request, actor, plain_message(f":no_entry: {decision.reason}")
+        return request, actor, None
+
+    # ------------------------------------------------------------------ execution
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run work after the ack, tracked so shutdown can wait for it."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("background work failed: %s", type(exc).__name__, exc_info=exc)
+
+    async def drain(self, timeout: float) -> int:
+        """Stop starting executions and wait up to ``timeout`` for running ones; returns how many remain."""
+        self._accepting = False
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+        return len(self._tasks)
+
+    async def execute(self, request_id: str) -> None:
+        if not self._accepting:
+            return  # shutting down: another replica's sweeper picks approved requests up
+        claimed = await self.store.claim_execution(
+            request_id, executor_id=self._replica_id, lease_seconds=self._lease_seconds
+        )
+        if claimed is None:
+            return  # someone else claimed it, or it expired: nothing to do, by design
+        spec = self.registry[claimed.action]
+        await self.post_in_thread(claimed, ":gear: Approved. Executing in Atlas now.")
+        await self.refresh_message(claimed)
+        outcome = await self._target_changed(spec, claimed) or await self._call_atlas(spec, claimed)
+        finished = await self.store.finish(
+            claimed.id, executor_id=self._replica_id, state=state_for(outcome), outcome=outcome
+        )
+        if finished is None:
+            log.warning("request %s was resolved by another replica before this one finished", claimed.short_id)
+            return
+        self.metrics.requests.labels(claimed.action, finished.state.value).inc()
+        await self.post_in_thread(finished, self.result_text(finished))
+        await self.refresh_message(finished)
+        if finished.state is RequestState.SUCCEEDED and spec.verify is not None:
+            await self.post_in_thread(finished, await self._verification(spec, finished))
+
+    async def _target_changed(self, spec: ActionSpec[Any], request: ActionRequest) -> Outcome | None:
+        """Read the preview again; stop unless the target is still what the approvers saw."""
+        if spec.preview is None or request.preview_digest is None:
+            return None
+        fresh = await self.read_preview(spec, spec.validate(request.target), profile=request.profile)
+        if fresh is None or fresh.digest == request.preview_digest:
+            return None
+        if not fresh.available:
+            summary = (
+                "Could not read the target from Atlas again just before executing, so nothing was run. "
+                "It is safe to request the action again."
+            )
+            return Outcome(ok=False, error_code="PREVIEW_UNAVAILABLE", retry_safe=True, summary=summary, detail=summary)
+        changes = fresh.changes_from(request.preview) if request.preview else []
+        summary = (
+            "The target changed since it was approved"
+            + (f" ({'; '.join(changes)})" if changes else "")
+            + ". Nothing was run. Request it again so approvers see the current state."
+        )
+        return Outcome(ok=False, error_code="TARGET_CHANGED", retry_safe=True, summary=summary, detail=summary)
+
+    async def _verification(self, spec: ActionSpec[Any], request: ActionRequest) -> str:
+        assert spec.verify is not None
+        try:
+            async with asyncio.timeout(PREVIEW_TIMEOUT_SECONDS):
+                done = await spec.verify(self.atlas, spec.validate(request.target))
+        except (AtlasError, TimeoutError) as exc:
+            return f":grey_question: Could not read the target back from Atlas to confirm ({type(exc).__name__})."
+        if done is None:
+            return ""
+        if done:
+            return f":white_check_mark: Verified: Atlas now shows that {spec.verified_state}."
+        return f":warning: Atlas accepted the call but does not yet show that {spec.verified_state}. Check Atlas."
+
+    async def _call_atlas(self, spec: ActionSpec[Any], request: ActionRequest) -> Outcome:
+        started = time.perf_counter()
+        status = "error"
+        try:
+            ctx = self._execution_context(spec, request)
+            await spec.execute(ctx, spec.validate(request.target))
+            status = "ok"
+            return success_outcome()
+        except AtlasError as exc:
+            status = str(exc.status or type(exc).__name__)
+            return outcome_from_error(exc)
+        except _ExecutionSetupError as exc:
+            return Outcome(ok=False, retry_safe=False, summary=str(exc), detail=str(exc))
+        finally:
+            self.metrics.atlas_seconds.labels(spec.name, status).observe(time.perf_counter() - started)
+
+    def _execution_context(self, spec: ActionSpec[Any], request: ActionRequest) -> ExecutionContext:
+        if spec.secret_input is None:
+            return ExecutionContext(atlas=self.atlas)
+        if request.sealed_secret is None:
+            raise _ExecutionSetupError("The sealed token is gone; request the revocation again.")
+        try:
+            secret = self._sealer.unseal(request.sealed_secret)
+        except SealError:
+            raise _ExecutionSetupError(
+                "The token could not be unsealed: ATLAS_CHATOPS_SECRET_KEY differs between replicas."
+            ) from None
+        service_account = self._service_account(request.profile)
+        if service_account is None:
+            raise _ExecutionSetupError(
+                f"Service account profile `{request.profile}` has no credentials in the environment "
+                "(see service_accounts in the policy file). Nothing was sent to Atlas."
+            )
+        return ExecutionContext(atlas=self.atlas, secret=secret, service_account=service_account)
+
+    def _service_account(self, profile_name: str | None) -> tuple[str, SecretStr] | None:
+        """The profile's (client id, secret) from the environment variables the policy names."""
+        profile = self.policy.service_accounts.get(profile_name or "")
+        if profile is None:
+            return None
+        client_id = self._environ.get(profile.client_id_env)
+        client_secret = self._environ.get(profile.client_secret_env)
+        if not client_id or not client_secret:
+            return None
+        return client_id, SecretStr(client_secret)
+
+    @staticmethod
+    def result_text(request: ActionRequest) -> str:
+        outcome = request.outcome
+        if outcome is None or outcome.ok:
+            return ":white_check_mark: Done. Atlas accepted the request."
+        icon = ":grey_question:" if request.state is RequestState.UNKNOWN else ":x:"
+        return f"{icon} *{request.state.value.capitalize()}.* {escape_mrkdwn(outcome.summary)}"
+
+    # ------------------------------------------------------------------ read-only answers
+
+    async def pending(self, *, channel_id: str) -> Message:
+        requests = await self.store.list_requests(states=[RequestState.PENDING], channel_id=channel_id)
+        return pending_message(requests, self.registry)
+
+    async def whoami(self, *, user_id: str, team_id: str) -> Message:
+        actor = await self._actor(user_id, team_id)
+        roles = roles_of(self.policy, actor)
+        may_request = [n for n, r in self.policy.actions.items() if set(r.request) & set(roles)]
+        may_approve = [n for n, r in self.policy.actions.items() if set(r.approve) & set(roles)]
+        own_team = team_id == await self.directory.team_id()
+        lines = [
+            f"You are <@{user_id}>" + ("" if own_team else " from another organisation (Slack Connect)") + ".",
+            f"Roles: {', '.join(roles) or 'none'}",
+            f"User groups: {', '.join('@' + g for g in sorted(actor.group_handles)) or 'none'}",
+            f"May request: {', '.join(may_request) if own_team and may_request else 'nothing'}",
+            f"May approve: {', '.join(may_approve) if own_team and may_approve else 'nothing'}",
+        ]
+        return plain_message("\n".join(lines))
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _actor(self, user_id: str, team_id: str) -> Actor:
+        return Actor(user_id=user_id, team_id=team_id, group_handles=await self.directory.groups_of(user_id))
+
+    async def _get(self, request_id: str) -> ActionRequest | None:
+        try:
+            return await self.store.get(request_id)
+        except RequestNotFound:
+            return None
+
+    async def post_in_thread(self, request: ActionRequest, text: str) -> None:
+        message = plain_message(text)
+        channel = request.message_channel or request.channel_id
+        try:
+            await self.slack.chat_postMessage(
+                channel=channel, thread_ts=request.message_ts, text=message.text, blocks=message.blocks
+            )
+        except (SlackApiError, SlackClientError) as exc:
+            self._slack_failed("chat.postMessage", exc)
+
+    async def refresh_message(self, request: ActionRequest) -> None:
+        if request.message_ts is None or request.message_channel is None:
+            return
+        fresh = await self._get(request.id) or request
+        spec = self.registry[fresh.action]
+        rule = self.policy.actions.get(fresh.action)
+        message = approval_message(fresh, spec, approver_roles=rule.approve if rule else ())
+        try:
+            await self.slack.chat_update(
+                channel=request.message_channel,
+                ts=request.message_ts,
+                text=message.text,
+                blocks=message.blocks,
+            )
+        except (SlackApiError, SlackClientError) as exc:
+            self._slack_failed("chat.update", exc)
+
+    def _slack_failed(self, method: str, exc: SlackApiError | SlackClientError) -> str:
+        error = str(exc.response.get("error", "unknown")) if isinstance(exc, SlackApiError) else type(exc).__name__
+        self.metrics.slack_errors.labels(method, error).inc()
+        log.warning("Slack %s failed: %s", method, error)
+        return error
+
+
+class _ExecutionSetupError(ChatOpsError):
+    """The bot could not even build the Atlas call (nothing was sent)."""

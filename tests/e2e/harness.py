@@ -1,0 +1,289 @@
+"""Drive the real bot over HTTP as Slack would, against fake Slack and fake Atlas servers.
+
+The bot runs in this process on a loopback port (real sockets, the real aiohttp server and
+Bolt app); Slack's side is the signed-request builders plus the recording fake Web API, and
+Atlas is the spec-checking fake. Nothing inside the bot is patched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from aiohttp import web
+
+from bot.app import Bot, build_bot
+from bot.policy import Policy, parse_policy
+from bot.settings import Settings
+from commands import load_registry
+from tests.fakes.fake_atlas import FakeAtlas
+from tests.fakes.fake_slack import FakeSlack, FakeSlackCall
+from tests.slack_requests import TEAM_ID, SlackClient, plain_text_value
+
+SIGNING_SECRET = "e2e-signing-secret-5f3c9a"
+BOT_TOKEN = "xoxb-e2e-bot-token-7d41"
+CHANNEL = "C0INCIDENT"
+OTHER_CHANNEL = "C0RANDOM"
+ALICE, BOB, CAROL, DAVE, MALLORY = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE", "U0MALLORY"
+
+DEFAULT_POLICY: dict[str, Any] = {
+    "roles": {"oncall": [ALICE, CAROL, "@dba-oncall"], "approver": ["@atlas-approvers", CAROL]},
+    "actions": {
+        "revoke-jwks": {"request": ["oncall"], "approve": ["approver"], "approvals": 1},
+        "delete-idp": {"request": ["oncall"], "approve": ["approver"], "approvals": 1},
+        "delete-federation": {
+            "request": ["oncall"],
+            "approve": ["approver"],
+            "approvals": 2,
+            "channels": [CHANNEL],
+        },
+        "revoke-employee-access": {"request": ["oncall"], "approve": ["approver"], "approvals": 1},
+        "revoke-token": {"request": ["oncall"], "approve": ["approver"], "approvals": 1},
+    },
+    "approval_ttl_minutes": 30,
+    "service_accounts": {
+        "default": {
+            "client_id_env": "MONGODB_ATLAS_CLIENT_ID",
+            "client_secret_env": "MONGODB_ATLAS_CLIENT_SECRET",
+        },
+    },
+    "rate_limits": {"per_user_per_hour": 50, "per_channel_per_hour": 200},
+}
+
+
+@dataclass
+class Requested:
+    request_id: str
+    message_ts: str
+    identifier: str
+
+
+@dataclass
+class Harness:
+    bot: Bot
+    url: str
+    slack: SlackClient
+    fake_slack: FakeSlack
+    fake_atlas: FakeAtlas
+    environ: dict[str, str]
+    http: httpx.AsyncClient
+    atlas_client_id: str
+    atlas_client_secret: str
+    secrets: list[str] = field(default_factory=list)
+
+    # --------------------------------------------------------------- Slack-side actions
+
+    async def command(
+        self, text: str, *, user: str = ALICE, channel: str = CHANNEL, team: str = TEAM_ID
+    ) -> httpx.Response:
+        return await self.slack.command(
+            text,
+            user_id=user,
+            channel_id=channel,
+            team_id=team,
+            trigger_id=self.fake_slack.issue_trigger_id(),
+            response_url=self.fake_slack.response_url(channel_id=channel),
+        )
+
+    async def open_modal(self, text: str, *, user: str = ALICE, channel: str = CHANNEL) -> dict[str, Any]:
+        before = len(self.fake_slack.calls_to("views.open"))
+        response = await self.command(text, user=user, channel=channel)
+        assert response.status_code == 200, response.text
+        calls = await self.fake_slack.wait_for("views.open", count=before + 1)
+        view: dict[str, Any] = calls[-1].args["view"]
+        return view
+
+    async def submit(
+        self,
+        view: dict[str, Any],
+        *,
+        user: str = ALICE,
+        confirm: str | None = None,
+        reason: str = "Leaked signing key, incident INC-42",
+        secret: str | None = None,
+        private_metadata: str | None = None,
+        team: str = TEAM_ID,
+    ) -> httpx.Response:
+        label = next(b for b in view["blocks"] if b.get("block_id") == "confirm")["label"]["text"]
+        identifier = label.removeprefix("Type ").removesuffix(" to confirm")
+        values: dict[str, dict[str, Any]] = {
+            "confirm": {"value": plain_text_value(identifier if confirm is None else confirm)},
+            "reason": {"value": plain_text_value(reason)},
+        }
+        if secret is not None:
+            values["secret"] = {"value": plain_text_value(secret)}
+        return await self.slack.submit(
+            user_id=user,
+            team_id=team,
+            callback_id=view["callback_id"],
+            private_metadata=view["private_metadata"] if private_metadata is None else private_metadata,
+            values=values,
+        )
+
+    async def request(
+        self,
+        text: str,
+        *,
+        user: str = ALICE,
+        channel: str = CHANNEL,
+        secret: str | None = None,
+        reason: str = "Leaked signing key, incident INC-42",
+    ) -> Requested:
+        """Command, modal, submit; returns the posted approval message's request id and ts."""
+        before = len(self.approval_posts())
+        view = await self.open_modal(text, user=user, channel=channel)
+        response = await self.submit(view, user=user, secret=secret, reason=reason)
+        assert response.status_code == 200 and not response.content, response.text
+        await self.fake_slack.wait_for(
+            "chat.postMessage", count=before + 1, predicate=lambda c: not c.args.get("thread_ts")
+        )
+        post = self.approval_posts()[-1]
+        buttons = [e for b in post.args["blocks"] if b["type"] == "actions" for e in b["elements"]]
+        label = next(b for b in view["blocks"] if b.get("block_id") == "confirm")["label"]["text"]
+        return Requested(
+            request_id=buttons[0]["value"],
+            message_ts=str(post.response["ts"]),
+            identifier=label.removeprefix("Type ").removesuffix(" to confirm"),
+        )
+
+    async def click(
+        self,
+        requested: Requested,
+        *,
+        user: str,
+        action: str = "atlas_approve",
+        channel: str = CHANNEL,
+        team: str = TEAM_ID,
+        value: str | None = None,
+    ) -> httpx.Response:
+        return await self.slack.click(
+            user_id=user,
+            team_id=team,
+            channel_id=channel,
+            message_ts=requested.message_ts,
+            action_id=action,
+            value=requested.request_id if value is None else value,
+            response_url=self.fake_slack.response_url(channel_id=channel),
+        )
+
+    # --------------------------------------------------------------- observations
+
+    def approval_posts(self) -> list[FakeSlackCall]:
+        return [c for c in self.fake_slack.calls_to("chat.postMessage") if not c.args.get("thread_ts") and c.ok]
+
+    def thread(self, requested: Requested) -> list[str]:
+        return [
+            str(c.args.get("text", "")) + " " + str(c.args.get("blocks", ""))
+            for c in self.fake_slack.calls_to("chat.postMessage")
+            if c.args.get("thread_ts") == requested.message_ts
+        ]
+
+    async def wait_thread(self, requested: Requested, fragment: str, timeout: float = 10.0) -> str:
+        calls = await self.fake_slack.wait_for(
+            "chat.postMessage",
+            timeout=timeout,
+            predicate=lambda c: c.args.get("thread_ts") == requested.message_ts and fragment in str(c.args),
+        )
+        return str(calls[-1].args)
+
+    def final_update(self, requested: Requested) -> dict[str, Any]:
+        updates = [c for c in self.fake_slack.calls_to("chat.update") if c.args.get("ts") == requested.message_ts]
+        assert updates, "the approval message was never updated"
+        return updates[-1].args
+
+    def ephemerals(self) -> list[str]:
+        return [str(p.body) for p in self.fake_slack.response_url_posts]
+
+    async def wait_ephemeral(self, fragment: str, timeout: float = 5.0) -> str:
+        """The first reply to one person (via response_url) containing ``fragment``."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for body in self.ephemerals():
+                if fragment in body:
+                    return body
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no ephemeral reply containing {fragment!r}; got {self.ephemerals()}")
+            await asyncio.sleep(0.01)
+
+    async def settle(self) -> None:
+        """Wait until the bot has no background work left (executions after the ack)."""
+        for _ in range(500):
+            if not self.bot.service._tasks:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("background work did not finish")
+
+    async def issue_atlas_token(self) -> str:
+        basic = base64.b64encode(f"{self.atlas_client_id}:{self.atlas_client_secret}".encode()).decode()
+        response = await self.http.post(
+            f"{self.fake_atlas.base_url}/api/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": f"Basic {basic}"},
+        )
+        response.raise_for_status()
+        token: str = response.json()["access_token"]
+        self.secrets.append(token)
+        return token
+
+
+@asynccontextmanager
+async def running_bot(
+    database_url: str,
+    *,
+    policy_data: Mapping[str, Any] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> AsyncIterator[Harness]:
+    fake_slack = FakeSlack(bot_token=BOT_TOKEN)
+    api_url = await fake_slack.start()
+    fake_slack.add_usergroup(id="S0APPROVERS", handle="atlas-approvers", users=[BOB, DAVE])
+    fake_slack.add_usergroup(id="S0DBAONCALL", handle="dba-oncall", users=[MALLORY])
+    fake_atlas = FakeAtlas()
+    atlas_url = await fake_atlas.start()
+    client_id, client_secret = fake_atlas.add_service_account()
+    environ = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": api_url,
+        "SLACK_TEAM_ID": TEAM_ID,
+        "DATABASE_URL": database_url,
+        "MONGODB_ATLAS_BASE_URL": atlas_url,
+        "MONGODB_ATLAS_CLIENT_ID": client_id,
+        "MONGODB_ATLAS_CLIENT_SECRET": client_secret,
+        "ATLAS_CHATOPS_REPLICA_ID": "e2e-replica",
+        **(extra_env or {}),
+    }
+    settings = Settings.from_environ(environ)
+    policy: Policy = parse_policy(dict(policy_data or DEFAULT_POLICY), known_actions=load_registry())
+    bot = build_bot(settings, environ=environ, policy=policy)
+    runner = web.AppRunner(bot.web_app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(timeout=10) as http:
+        harness = Harness(
+            bot=bot,
+            url=url,
+            slack=SlackClient(http, signing_secret=SIGNING_SECRET, url=f"{url}/slack/events"),
+            fake_slack=fake_slack,
+            fake_atlas=fake_atlas,
+            environ=environ,
+            http=http,
+            atlas_client_id=client_id,
+            atlas_client_secret=client_secret,
+            secrets=[SIGNING_SECRET, BOT_TOKEN, client_secret],
+        )
+        try:
+            yield harness
+        finally:
+            await harness.settle()
+            await runner.cleanup()
+            await bot.shutdown(drain_seconds=5)
+            await fake_slack.stop()
+            await fake_atlas.stop()

@@ -1,0 +1,373 @@
+"""The /atlas flow end to end, driven exactly as Slack drives it.
+
+Each test starts the real HTTP app on loopback with fake Slack and fake Atlas servers, sends
+signed slash commands, view submissions and button clicks, and checks what the bot sent to
+Slack, what it called in Atlas and what it stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import text, update
+
+from bot.requests import RequestState
+from bot.store import action_requests
+from tests.e2e.harness import ALICE, BOB, CAROL, CHANNEL, DAVE, MALLORY, OTHER_CHANNEL, Harness
+
+pytestmark = pytest.mark.e2e
+
+
+def seed_oidc_idp(h: Harness, *, orgs: int = 1) -> tuple[str, str]:
+    org_ids = [h.fake_atlas.add_org(f"Org {i}")["id"] for i in range(orgs)]
+    federation = h.fake_atlas.add_federation(org_ids)
+    idp = h.fake_atlas.add_idp(federation["id"], protocol="OIDC", org_ids=org_ids[:1])
+    return federation["id"], idp["id"]
+
+
+async def table_dump(h: Harness) -> str:
+    async with h.bot.engine.connect() as conn:
+        rows = []
+        for table in ("action_requests", "approvals", "audit_events"):
+            rows += [repr(tuple(r)) for r in (await conn.execute(text(f"SELECT * FROM {table}"))).all()]
+    return "\n".join(rows)
+
+
+async def stored_state(h: Harness, request_id: str) -> RequestState:
+    return (await h.bot.store.get(request_id)).state
+
+
+# ----------------------------------------------------------------------------- five actions
+
+
+async def run_to_completion(
+    h: Harness, command: str, *, approvers: tuple[str, ...] = (BOB,), secret: str | None = None
+) -> Any:
+    requested = await h.request(command, secret=secret)
+    for approver in approvers:
+        response = await h.click(requested, user=approver)
+        assert response.status_code == 200
+    await h.wait_thread(requested, "Done")
+    await h.settle()
+    return requested
+
+
+async def test_revoke_jwks_end_to_end(harness: Harness) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    requested = await run_to_completion(h, f"revoke-jwks {fed} {idp}")
+    assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 1
+    jwks_calls = [r for r in h.fake_atlas.requests if r.path.endswith("/jwks")]
+    assert jwks_calls[0].method == "DELETE"
+    assert jwks_calls[0].header("accept") == "application/vnd.atlas.2023-11-15+json"
+    assert requested.identifier == idp
+    final = h.final_update(requested)
+    assert not [b for b in final["blocks"] if b["type"] == "actions"], "buttons must be removed"
+    assert "Done" in json.dumps(final["blocks"])
+    assert await stored_state(h, requested.request_id) is RequestState.SUCCEEDED
+    thread = " ".join(h.thread(requested))
+    assert f"<@{BOB}> approved" in thread and "Executing" in thread
+    events = [e.event for e in await h.bot.store.list_audit(request_id=requested.request_id)]
+    assert events[0] == "requested" and events[-1] == "succeeded"
+    assert "executing" in events
+
+
+async def test_delete_idp_end_to_end(harness: Harness) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    await run_to_completion(h, f"delete-idp {fed} {idp}")
+    assert h.fake_atlas.count("deleteFederationSettingIdentityProvider") == 1
+    assert idp not in h.fake_atlas.idps
+
+
+async def test_delete_federation_needs_two_distinct_approvers(harness: Harness) -> None:
+    h = harness
+    org = h.fake_atlas.add_org("Only org")["id"]
+    fed = h.fake_atlas.add_federation([org])["id"]
+    requested = await h.request(f"delete-federation {fed}")
+    await h.click(requested, user=BOB)
+    await h.wait_thread(requested, "1 of 2")
+    await h.click(requested, user=BOB)  # the same person twice counts once
+    await h.wait_ephemeral("already counted")
+    assert await stored_state(h, requested.request_id) is RequestState.PENDING
+    assert h.fake_atlas.count("deleteFederationSetting") == 0
+    await h.click(requested, user=DAVE)
+    await h.wait_thread(requested, "Done")
+    await h.settle()
+    assert h.fake_atlas.count("deleteFederationSetting") == 1
+    assert fed not in h.fake_atlas.federations
+    assert (await h.bot.store.get(requested.request_id)).approvers == (BOB, DAVE)
+
+
+async def test_revoke_employee_access_end_to_end(harness: Harness) -> None:
+    h = harness
+    org = h.fake_atlas.add_org()["id"]
+    group = h.fake_atlas.add_project(org)["id"]
+    h.fake_atlas.add_cluster(group, "prod-eu-1", grant_type="CLUSTER_DATABASE_LOGS")
+    requested = await run_to_completion(h, f"revoke-employee-access {group} prod-eu-1")
+    assert requested.identifier == "prod-eu-1"
+    assert h.fake_atlas.count("revokeGroupClusterMongoDbEmployeeAccess") == 1
+    assert "mongoDBEmployeeAccessGrant" not in h.fake_atlas.clusters[(group, "prod-eu-1")]
+
+
+async def test_revoke_token_end_to_end_and_the_token_never_leaks(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    leaked = await h.issue_atlas_token()
+    requested = await run_to_completion(h, "revoke-token", secret=leaked)
+    assert requested.identifier == "default"
+    revokes = [r for r in h.fake_atlas.requests if r.path == "/api/oauth/revoke"]
+    assert len(revokes) == 1
+    # The fake now refuses the revoked token.
+    probe = await h.http.get(
+        f"{h.fake_atlas.base_url}/api/atlas/v2/orgs",
+        headers={"Authorization": f"Bearer {leaked}", "Accept": "application/vnd.atlas.2023-01-01+json"},
+    )
+    assert probe.status_code == 401
+    # Only the fingerprint is shown.
+    fp = hashlib.sha256(leaked.encode()).hexdigest()[:8]
+    assert fp in json.dumps(h.approval_posts()[-1].args["blocks"])
+    # Nowhere: Slack calls, response_url posts, logs, database.
+    slack_record = json.dumps([c.args for c in h.fake_slack.calls]) + json.dumps(h.ephemerals())
+    logs = "\n".join(r.getMessage() for r in caplog.records)
+    dump = await table_dump(h)
+    for secret in [leaked, *h.secrets]:
+        assert secret not in slack_record
+        assert secret not in logs
+        assert secret not in dump
+    # The sealed copy is wiped once the request ends.
+    assert (await h.bot.store.get(requested.request_id)).sealed_secret is None
+
+
+# ----------------------------------------------------------------------------- refusals
+
+
+async def test_bad_arguments_get_a_specific_ephemeral_answer_and_nothing_happens(harness: Harness) -> None:
+    h = harness
+    response = await h.command("revoke-employee-access 65a1b2c3d4e5f6a7b8c9d0e1 ../../admin")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["response_type"] == "ephemeral"
+    assert "clusterName" in body["text"] and "^[a-zA-Z0-9][a-zA-Z0-9-]*$" in json.dumps(body["blocks"])
+    assert "/atlas revoke-employee-access <groupId> <clusterName>" in json.dumps(body["blocks"])
+    unknown = (await h.command("frobnicate")).json()
+    assert "Unknown subcommand" in unknown["text"]
+    assert h.fake_slack.calls_to("views.open") == []
+    assert h.fake_atlas.requests == []
+    assert await table_dump(h) == ""
+
+
+async def test_token_in_command_text_is_refused_without_echo(harness: Harness) -> None:
+    h = harness
+    token = await h.issue_atlas_token()
+    response = await h.command(f"revoke-token default {token}")
+    assert token not in response.text and token[:16] not in response.text
+    assert "token" in response.json()["text"]
+    assert h.fake_slack.calls_to("views.open") == []
+    assert await table_dump(h) == ""
+
+
+async def test_unknown_user_is_denied_before_the_modal(harness: Harness) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    response = await h.command(f"revoke-jwks {fed} {idp}", user="U0STRANGER")
+    assert response.status_code == 200
+    await h.wait_ephemeral("roles oncall")
+    assert h.fake_slack.calls_to("views.open") == []
+    events = await h.bot.store.list_audit()
+    assert [e.event for e in events] == ["request_denied"]
+
+
+async def test_wrong_channel_is_denied(harness: Harness) -> None:
+    h = harness
+    org = h.fake_atlas.add_org()["id"]
+    fed = h.fake_atlas.add_federation([org])["id"]
+    await h.command(f"delete-federation {fed}", channel=OTHER_CHANNEL)
+    await h.wait_ephemeral(f"<#{CHANNEL}>")
+    assert h.fake_slack.calls_to("views.open") == []
+
+
+async def test_wrong_confirmation_phrase_is_a_field_error(harness: Harness) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    view = await h.open_modal(f"revoke-jwks {fed} {idp}")
+    response = await h.submit(view, confirm="yes", reason="x")
+    body = response.json()
+    assert body["response_action"] == "errors"
+    assert body["errors"]["confirm"] == f"Type exactly {idp} to confirm."
+    assert "reason" in body["errors"]
+    assert h.approval_posts() == []
+    assert await table_dump(h) == ""
+
+
+async def test_tampered_private_metadata_changes_nothing(harness: Harness) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    view = await h.open_modal(f"revoke-jwks {fed} {idp}")
+    forged = view["private_metadata"].replace("revoke-jwks", "delete-federation")
+    response = await h.submit(view, private_metadata=forged)
+    assert response.json()["response_action"] == "errors"
+    stolen = await h.submit(view, user=MALLORY)  # someone else's form
+    assert stolen.json()["response_action"] == "errors"
+    assert h.approval_posts() == []
+    assert await table_dump(h) == ""
+
+
+async def test_self_approval_never_counts(harness: Harness) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    requested = await h.request(f"revoke-jwks {fed} {idp}", user=CAROL)  # Carol is oncall and approver
+    await h.click(requested, user=CAROL)
+    await h.wait_ephemeral("your own request")
+    assert await stored_state(h, requested.request_id) is RequestState.PENDING
+    assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 0
+
+
+async def test_non_approver_and_foreign_team_clicks_change_nothing(harness: Harness) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    requested = await h.request(f"revoke-jwks {fed} {idp}")
+    await h.click(requested, user=MALLORY)  # oncall, not approver
+    await h.click(requested, user=BOB, team="T0OTHERCO")  # an approver's id, but from another company
+    await h.click(requested, user=BOB, channel=OTHER_CHANNEL)  # crafted click from another channel
+    await h.settle()
+    await asyncio.sleep(0.1)
+    assert await stored_state(h, requested.request_id) is RequestState.PENDING
+    denied = [e.event for e in await h.bot.store.list_audit(request_id=requested.request_id)]
+    assert denied.count("approve_denied") == 3
+    assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 0
+
+
+async def test_role_removed_after_request_counts_at_click_time(harness: Harness) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    requested = await h.request(f"revoke-jwks {fed} {idp}")
+    h.fake_slack.add_usergroup(id="S0APPROVERS", handle="atlas-approvers", users=[DAVE])  # Bob removed
+    await h.click(requested, user=BOB)
+    await h.settle()
+    await asyncio.sleep(0.1)
+    assert await stored_state(h, requested.request_id) is RequestState.PENDING
+    await h.click(requested, user=DAVE)
+    await h.wait_thread(requested, "Done")
+
+
+async def test_rejection_ends_the_request(harness: Harness) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    requested = await h.request(f"revoke-jwks {fed} {idp}")
+    await h.click(requested, user=BOB, action="atlas_reject")
+    await h.wait_thread(requested, "rejected")
+    await h.settle()
+    await h.click(requested, user=DAVE)  # too late
+    await h.settle()
+    assert await stored_state(h, requested.request_id) is RequestState.REJECTED
+    assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 0
+    assert "Rejected" in json.dumps(h.final_update(requested)["blocks"])
+
+
+async def test_requester_can_withdraw(harness: Harness) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    requested = await h.request(f"revoke-jwks {fed} {idp}")
+    await h.click(requested, user=ALICE, action="atlas_reject")
+    await h.wait_thread(requested, "withdrew")
+    assert await stored_state(h, requested.request_id) is RequestState.CANCELLED
+
+
+async def test_expired_request_cannot_run(harness: Harness) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    requested = await h.request(f"revoke-jwks {fed} {idp}")
+    async with h.bot.engine.begin() as conn:  # time passes: the approval window closes
+        await conn.execute(
+            update(action_requests)
+            .where(action_requests.c.id == requested.request_id)
+            .values(expires_at=datetime(2000, 1, 1, tzinfo=UTC))
+        )
+    await h.click(requested, user=BOB)
+    await h.settle()
+    await h.bot.sweeper.sweep()
+    await h.wait_thread(requested, "Expired")
+    assert await stored_state(h, requested.request_id) is RequestState.EXPIRED
+    assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 0
+    assert "Expired" in json.dumps(h.final_update(requested)["blocks"])
+
+
+# ----------------------------------------------------------------------------- exactly once and errors
+
+
+async def test_ten_concurrent_approve_clicks_make_exactly_one_atlas_call(harness: Harness) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    requested = await h.request(f"revoke-jwks {fed} {idp}")
+    clickers = [BOB, DAVE, BOB, DAVE, BOB, DAVE, BOB, DAVE, BOB, DAVE]
+    responses = await asyncio.gather(*(h.click(requested, user=u) for u in clickers))
+    assert all(r.status_code == 200 for r in responses)
+    await h.wait_thread(requested, "Done")
+    await h.settle()
+    assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 1
+    events = [e.event for e in await h.bot.store.list_audit(request_id=requested.request_id)]
+    assert events.count("executing") == 1 and events.count("succeeded") == 1
+
+
+async def test_atlas_404_is_reported_in_the_thread(harness: Harness) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    # The preview finds the IdP; by the time the DELETE lands Atlas answers 404 (someone was faster).
+    h.fake_atlas.fail(
+        "DELETE",
+        rf".*/identityProviders/{idp}$",
+        status=404,
+        error_code="IDENTITY_PROVIDER_NOT_FOUND",
+        detail="No identity provider with that id exists.",
+    )
+    requested = await h.request(f"delete-idp {fed} {idp}")
+    await h.click(requested, user=BOB)
+    thread = await h.wait_thread(requested, "HTTP 404")
+    await h.settle()
+    request = await h.bot.store.get(requested.request_id)
+    assert request.state is RequestState.FAILED
+    assert request.outcome is not None and request.outcome.status == 404
+    assert request.outcome.error_code == "IDENTITY_PROVIDER_NOT_FOUND"
+    assert "IDENTITY_PROVIDER_NOT_FOUND" in thread and "No identity provider" in thread
+    assert "Failed" in json.dumps(h.final_update(requested)["blocks"])
+
+
+async def test_atlas_409_is_reported_in_the_thread(harness: Harness) -> None:
+    h = harness
+    org = h.fake_atlas.add_org()["id"]
+    group = h.fake_atlas.add_project(org)["id"]
+    h.fake_atlas.add_cluster(group, "busy", grant_type="CLUSTER_INFRASTRUCTURE")
+    h.fake_atlas.fail(
+        "POST",
+        r".*:revokeMongoDBEmployeeAccess$",
+        status=409,
+        error_code="CANNOT_MODIFY_CLUSTER_DURING_UPDATE",
+        detail="The cluster is being updated.",
+    )
+    requested = await h.request(f"revoke-employee-access {group} busy")
+    await h.click(requested, user=BOB)
+    thread = await h.wait_thread(requested, "HTTP 409")
+    await h.settle()
+    assert "CANNOT_MODIFY_CLUSTER_DURING_UPDATE" in thread and "being updated" in thread
+    assert (await h.bot.store.get(requested.request_id)).state is RequestState.FAILED
+    assert h.fake_atlas.count("revokeGroupClusterMongoDbEmployeeAccess") == 1
+
+
+async def test_pending_and_whoami(harness: Harness) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    requested = await h.request(f"revoke-jwks {fed} {idp}")
+    await h.command("pending", user=BOB)
+    await h.command("whoami", user=BOB)
+    await h.wait_ephemeral("Roles:")
+    await h.wait_ephemeral("waiting for approval")
+    joined = " ".join(h.ephemerals())
+    assert requested.request_id in joined  # the buttons carry the id
+    assert "Roles: approver" in joined and "@atlas-approvers" in joined
