@@ -31,6 +31,8 @@ __all__ = [
     "ExecutionContext",
     "ParsedCommand",
     "SecretInput",
+    "TargetOption",
+    "TargetSource",
     "looks_like_secret",
     "parse_command",
 ]
@@ -39,7 +41,7 @@ ArgsT = TypeVar("ArgsT", bound=BaseModel)
 
 META_COMMANDS: dict[str, str] = {
     "help": "show this help",
-    "pending": "list the requests waiting for approval in this channel",
+    "pending": "list the requests in this channel waiting for your approval",
     "whoami": "show your roles and what you may request or approve",
 }
 
@@ -93,6 +95,27 @@ class ExecutionContext:
     service_account: tuple[str, SecretStr] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TargetOption:
+    """One entry of the picker's target menu: what people read, and the command words it stands
+    for (parsed and validated exactly like typed arguments when the picker is submitted)."""
+
+    label: str
+    words: tuple[str, ...]
+
+    @property
+    def value(self) -> str:
+        return " ".join(self.words)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TargetSource:
+    """What an action's ``targets`` lister may read: Atlas, and the configured profile names."""
+
+    atlas: AtlasClient
+    profiles: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, kw_only=True)
 class ActionSpec(Generic[ArgsT]):
     name: str
@@ -114,6 +137,10 @@ class ActionSpec(Generic[ArgsT]):
     verify: Callable[[AtlasClient, ArgsT], Awaitable[bool | None]] | None = None
     # What ``verify`` confirms, in words ("the identity provider is gone").
     verified_state: str = ""
+    # Lists every target the picker (``/atlas`` with no arguments) offers for this action.
+    targets: Callable[[TargetSource], Awaitable[list[TargetOption]]] | None = None
+    # Names the target in the picker ("identity provider", "cluster").
+    target_noun: str = "target"
 
     @property
     def usage(self) -> str:
@@ -180,7 +207,8 @@ def parse_command(text: str, registry: Mapping[str, ActionSpec[Any]]) -> ParsedC
         )
     words = text.split()
     if not words:
-        return ParsedCommand("help")
+        # ``/atlas`` alone opens the picker: choose the action and its target from Atlas.
+        return ParsedCommand("pick")
     name, rest = words[0].lower(), words[1:]
     if name in META_COMMANDS:
         return ParsedCommand(name)

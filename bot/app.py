@@ -78,7 +78,8 @@ class Bot:
         remaining = await self.service.drain(drain_seconds)
         if remaining:
             log.warning(
-                "%d executions still running at shutdown; the sweeper of another replica resolves them",
+                "%d executions still running at the drain deadline were stopped: those not yet sent to Atlas "
+                "were handed back, the others are resolved by another replica's stale-lease sweep",
                 remaining,
             )
         await self.atlas.aclose()
@@ -135,7 +136,7 @@ def build_bot(
         slack=slack,
         service=service,
         bolt=bolt,
-        web_app=build_web_app(bolt, store=store, metrics=metrics),
+        web_app=build_web_app(bolt, store=store, metrics=metrics, signing_secret=settings.slack_signing_secret),
         metrics=metrics,
         sweeper=Sweeper(service, replica_id=settings.replica_id, interval_seconds=settings.sweep_interval_seconds),
     )

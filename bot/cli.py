@@ -37,15 +37,17 @@ def _secrets(settings: Settings, environ: Mapping[str, str]) -> list[str]:
     return values
 
 
-async def _serve(settings: Settings, environ: Mapping[str, str], *, socket_mode: bool) -> None:
+async def _serve(
+    settings: Settings, environ: Mapping[str, str], *, socket_mode: bool, drain_seconds: float = 20.0
+) -> None:
     from bot.app import build_bot
     from bot.schema import ensure_schema
 
     await ensure_schema(settings.database_url)
     bot = build_bot(settings, environ=environ)
-    runner = web.AppRunner(bot.web_app, access_log=None)
+    runner = web.AppRunner(bot.web_app, access_log=None, shutdown_timeout=5)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=5)
+    site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     socket_handler = None
     if socket_mode:
@@ -64,11 +66,13 @@ async def _serve(settings: Settings, environ: Mapping[str, str], *, socket_mode:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("shutting down: no new work, finishing executions in flight")
+    log.info("shutting down: no new work, finishing executions in flight (up to %.0f s)", drain_seconds)
+    # No new work: Socket Mode disconnects, the listener closes (a load balancer fails over), and the
+    # service starts no execution; then in-flight ones finish or are handed back within the deadline.
     if socket_handler is not None:
         await socket_handler.close_async()
     await site.stop()
-    await bot.shutdown()
+    await bot.shutdown(drain_seconds=drain_seconds)
     await runner.cleanup()
     log.info("stopped")
 
@@ -89,6 +93,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     serve = sub.add_parser("serve", help="serve the bot (HTTP mode by default)")
     serve.add_argument("--socket", action="store_true", help="use Socket Mode (needs SLACK_APP_TOKEN)")
     serve.add_argument("--port", type=int, help="override PORT")
+    serve.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=20.0,
+        help="on SIGTERM, how long executions in flight may take to finish before they are handed back "
+        "(default 20; keep it under the platform's kill timeout)",
+    )
     migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
     migrate.add_argument("--revision", default="head")
     migrate.add_argument("--downgrade", action="store_true", help="downgrade to --revision instead")
@@ -109,7 +120,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             asyncio.run(_migrate(settings, args.revision, down=args.downgrade))
             print(f"database migrated to {args.revision}")
         else:
-            asyncio.run(_serve(settings, environ, socket_mode=args.socket))
+            asyncio.run(_serve(settings, environ, socket_mode=args.socket, drain_seconds=args.drain_seconds))
     except ConfigurationError as exc:
         print(f"atlas-chatops: {exc.user_message}", file=sys.stderr)
         return 2

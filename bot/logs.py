@@ -7,9 +7,26 @@ import json
 import logging
 import sys
 from collections.abc import Iterable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
-__all__ = ["JsonFormatter", "SecretScrubber", "configure_logging"]
+__all__ = ["JsonFormatter", "RequestIdFilter", "SecretScrubber", "bind_request_id", "configure_logging"]
+
+# The action request the current task works on. asyncio copies the context into tasks it creates,
+# so the execution spawned after an approval logs under the same id.
+_request_id: ContextVar[str | None] = ContextVar("atlas_chatops_request_id", default=None)
+
+
+def bind_request_id(request_id: str | None) -> None:
+    """Tag every log line written from here on in this task (and tasks it starts) with the id."""
+    _request_id.set(request_id)
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "request_id", None):
+            record.request_id = _request_id.get() or "-"
+        return True
 
 
 class SecretScrubber(logging.Filter):
@@ -41,7 +58,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         request_id = getattr(record, "request_id", None)
-        if request_id:
+        if request_id and request_id != "-":
             entry["request_id"] = request_id
         if record.exc_info and record.exc_info[0] is not None:
             entry["exception"] = record.exc_info[0].__name__
@@ -51,8 +68,11 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(*, level: str, fmt: str, secrets: Iterable[str]) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
     )
+    handler.addFilter(RequestIdFilter())
     handler.addFilter(SecretScrubber(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -37,6 +37,12 @@ class Metrics:
             "Requests waiting for approval, as last counted by this replica's sweeper.",
             registry=self.registry,
         )
+        self.options_seconds = Histogram(
+            "atlas_chatops_picker_options_seconds",
+            "Time to find the picker's target options for a block_suggestion (Slack allows 3 s).",
+            buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3),
+            registry=self.registry,
+        )
         self.slack_errors = Counter(
             "atlas_chatops_slack_errors_total",
             "Slack Web API calls that failed, by method and Slack error code.",

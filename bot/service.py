@@ -10,6 +10,7 @@ failed post is logged and counted, never allowed to lose or re-run a request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -20,14 +21,18 @@ from typing import Any
 
 from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.actions import ActionSpec, ExecutionContext, parse_command
+from bot.actions import ActionSpec, ExecutionContext, TargetSource, parse_command
 from bot.atlas import AtlasClient
 from bot.atlas.errors import AtlasError, AtlasNotFoundError
 from bot.errors import ChatOpsError, InvalidCommand, RequestNotFound, StaleRequest
+from bot.lease import HAND_BACK_SECONDS, leased
+from bot.logs import bind_request_id
 from bot.metrics import Metrics
 from bot.outcomes import outcome_from_error, state_for, success_outcome
+from bot.picker import TargetCatalog
 from bot.policy import Actor, Policy, decide_approve, decide_request, roles_of
 from bot.preview import Preview, preview_unavailable
 from bot.requests import ActionRequest, NewActionRequest, Outcome, RequestState
@@ -36,6 +41,8 @@ from bot.slack.directory import Directory
 from bot.store import Store
 from bot.views import (
     CONFIRM_BLOCK,
+    PICK_ACTION_BLOCK,
+    PICK_TARGET_BLOCK_PREFIX,
     REASON_BLOCK,
     REASON_MAX,
     SECRET_BLOCK,
@@ -44,16 +51,22 @@ from bot.views import (
     confirm_modal,
     escape_mrkdwn,
     help_message,
+    home_view,
     pending_message,
+    picker_modal,
     plain_message,
+    target_options,
+    truncate,
 )
 
-__all__ = ["ChatOps", "ClickInput", "CommandInput", "SubmissionInput", "ValidSubmission"]
+__all__ = ["ChatOps", "ClickInput", "CommandInput", "Confirmation", "SubmissionInput", "ValidSubmission"]
 
 log = logging.getLogger(__name__)
 
 # A preview is a few Atlas reads; past this the modal says Atlas could not be read.
 PREVIEW_TIMEOUT_SECONDS = 8.0
+# Slack drops a block_suggestion answer after 3 seconds; the policy check and the network need the rest.
+OPTIONS_BUDGET_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +97,16 @@ class ValidSubmission:
     reason: str
     response_url: str | None
     secret: SecretStr | None
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """A confirmation modal ready to show, and how to rebuild it once the preview is read."""
+
+    spec: ActionSpec[Any]
+    args: Any
+    view: View
+    with_preview: Callable[..., View]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +141,7 @@ class ChatOps:
         self.slack = slack
         self.directory = directory
         self.metrics = metrics
+        self.catalog = TargetCatalog(TargetSource(atlas=atlas, profiles=tuple(policy.service_accounts)))
         self._sealer = sealer
         self._replica_id = replica_id
         self._lease_seconds = lease_seconds
@@ -149,20 +173,53 @@ class ChatOps:
     async def command(self, cmd: CommandInput) -> Message | None:
         """After the ack: meta commands answer; actions check the policy and open the modal."""
         parsed = parse_command(cmd.text, self.registry)  # already validated by parse()
+        if parsed.name == "pick":
+            return await self.open_picker(cmd)
         if parsed.name == "pending":
-            return await self.pending(channel_id=cmd.channel_id)
+            return await self.pending(user_id=cmd.user_id, team_id=cmd.team_id, channel_id=cmd.channel_id)
         if parsed.name == "whoami":
             return await self.whoami(user_id=cmd.user_id, team_id=cmd.team_id)
         if parsed.spec is None:
             return help_message(self.registry)
-        spec, args = parsed.spec, parsed.args
-        actor = await self._actor(cmd.user_id, cmd.team_id)
-        denial = await self._request_denial(spec, actor, cmd.channel_id)
+        confirmation = await self._confirmation(
+            parsed.spec,
+            parsed.args,
+            user_id=cmd.user_id,
+            team_id=cmd.team_id,
+            channel_id=cmd.channel_id,
+            response_url=cmd.response_url,
+        )
+        if isinstance(confirmation, Message):
+            return confirmation
+        try:
+            opened = await self.slack.views_open(trigger_id=cmd.trigger_id, view=confirmation.view)
+        except SlackApiError as exc:
+            error = self._slack_failed("views.open", exc)
+            return plain_message(
+                f"Could not open the confirmation form (`{error}`). Slack allows 3 seconds to open it; "
+                "please run the command again."
+            )
+        await self.fill_preview(confirmation, view_id=opened["view"]["id"], view_hash=opened["view"]["hash"])
+        return None
+
+    async def _confirmation(
+        self,
+        spec: ActionSpec[Any],
+        args: Any,
+        *,
+        user_id: str,
+        team_id: str,
+        channel_id: str,
+        response_url: str | None,
+    ) -> Confirmation | Message:
+        """The confirmation modal for a request this person may make here, or why they may not."""
+        actor = await self._actor(user_id, team_id)
+        denial = await self._request_denial(spec, actor, channel_id)
         if denial is not None:
             await self.store.record_event(
                 event="request_denied",
-                actor_id=cmd.user_id,
-                channel_id=cmd.channel_id,
+                actor_id=user_id,
+                channel_id=channel_id,
                 detail={"action": spec.name, "reason": denial.text},
             )
             self.metrics.requests.labels(spec.name, "denied").inc()
@@ -170,17 +227,12 @@ class ChatOps:
         rule = self.policy.actions[spec.name]
         metadata = self._sealer.sign(
             json.dumps(
-                {
-                    "a": spec.name,
-                    "t": spec.target_of(args),
-                    "c": cmd.channel_id,
-                    "u": cmd.user_id,
-                    "r": cmd.response_url,
-                },
+                {"a": spec.name, "t": spec.target_of(args), "c": channel_id, "u": user_id, "r": response_url},
                 separators=(",", ":"),
             )
         )
-        view = confirm_modal(
+        modal = functools.partial(
+            confirm_modal,
             spec,
             args,
             private_metadata=metadata,
@@ -188,32 +240,110 @@ class ChatOps:
             approver_roles=rule.approve,
             ttl_minutes=self.policy.approval_ttl_minutes,
         )
+        return Confirmation(spec=spec, args=args, view=modal(), with_preview=modal)
+
+    async def fill_preview(self, confirmation: Confirmation, *, view_id: str, view_hash: str | None) -> None:
+        """The modal is open within the trigger_id window; the Atlas reads fill it in afterwards."""
+        spec, args = confirmation.spec, confirmation.args
+        if spec.preview is None:
+            return
+        preview = await self.read_preview(spec, args, profile=getattr(args, "profile", None))
         try:
-            opened = await self.slack.views_open(trigger_id=cmd.trigger_id, view=view)
+            if view_hash is None:
+                await self.slack.views_update(view_id=view_id, view=confirmation.with_preview(preview=preview))
+            else:
+                await self.slack.views_update(
+                    view_id=view_id, hash=view_hash, view=confirmation.with_preview(preview=preview)
+                )
+        except SlackApiError as exc:
+            # hash_conflict or not_found: the requester already submitted or closed the form.
+            self._slack_failed("views.update", exc)
+
+    # ------------------------------------------------------------------ the picker (/atlas alone)
+
+    def _picker_metadata(self, cmd: CommandInput) -> str:
+        context = {"k": "pick", "c": cmd.channel_id, "u": cmd.user_id, "r": cmd.response_url}
+        return self._sealer.sign(json.dumps(context, separators=(",", ":")))
+
+    def _picker_context(self, private_metadata: str, user_id: str) -> dict[str, Any] | None:
+        """The picker's signed context (channel, requester), if it is genuine and this user's."""
+        try:
+            context = json.loads(self._sealer.verify(private_metadata))
+        except (SealError, ValueError):
+            return None
+        if not isinstance(context, dict) or context.get("k") != "pick" or context.get("u") != user_id:
+            return None
+        return context
+
+    async def open_picker(self, cmd: CommandInput) -> Message | None:
+        view = picker_modal(self.registry, private_metadata=self._picker_metadata(cmd))
+        try:
+            await self.slack.views_open(trigger_id=cmd.trigger_id, view=view)
         except SlackApiError as exc:
             error = self._slack_failed("views.open", exc)
-            return plain_message(
-                f"Could not open the confirmation form (`{error}`). Slack allows 3 seconds to open it; "
-                "please run the command again."
-            )
-        if spec.preview is not None:
-            # The modal is open within the trigger_id window; the Atlas reads fill it in afterwards.
-            preview = await self.read_preview(spec, args, profile=getattr(args, "profile", None))
-            filled = confirm_modal(
-                spec,
-                args,
-                private_metadata=metadata,
-                approvals_required=rule.approvals,
-                approver_roles=rule.approve,
-                ttl_minutes=self.policy.approval_ttl_minutes,
-                preview=preview,
-            )
-            try:
-                await self.slack.views_update(view_id=opened["view"]["id"], hash=opened["view"]["hash"], view=filled)
-            except SlackApiError as exc:
-                # hash_conflict or not_found: the requester already submitted or closed the form.
-                self._slack_failed("views.update", exc)
+            return plain_message(f"Could not open the form (`{error}`). Please run `/atlas` again.")
         return None
+
+    async def picker_chose_action(
+        self, *, user_id: str, private_metadata: str, action: str, view_id: str, view_hash: str
+    ) -> None:
+        """The action menu changed: show the target menu for that action."""
+        spec = self.registry.get(action)
+        if self._picker_context(private_metadata, user_id) is None or spec is None:
+            return
+        view = picker_modal(self.registry, private_metadata=private_metadata, chosen=spec)
+        try:
+            await self.slack.views_update(view_id=view_id, hash=view_hash, view=view)
+        except SlackApiError as exc:
+            self._slack_failed("views.update", exc)
+
+    async def picker_options(
+        self, *, user_id: str, team_id: str, private_metadata: str, block_id: str, query: str
+    ) -> list[dict[str, Any]]:
+        """Answer a block_suggestion: targets matching ``query``, only for someone who may request."""
+        context = self._picker_context(private_metadata, user_id)
+        spec = self.registry.get(block_id.removeprefix(PICK_TARGET_BLOCK_PREFIX))
+        if context is None or spec is None or not block_id.startswith(PICK_TARGET_BLOCK_PREFIX):
+            return []
+        actor = await self._actor(user_id, team_id)
+        decision = decide_request(
+            self.policy, actor, spec.name, str(context["c"]), app_team_id=await self.directory.team_id()
+        )
+        if not decision:
+            # Atlas's inventory is shown only to people who may act on it.
+            return []
+        started = time.perf_counter()
+        found = await self.catalog.search(spec, query, budget_seconds=OPTIONS_BUDGET_SECONDS)
+        self.metrics.options_seconds.observe(time.perf_counter() - started)
+        return target_options(found.options)
+
+    async def picker_submission(self, sub: SubmissionInput) -> Confirmation | dict[str, str]:
+        """The picker's Next: the chosen target, validated like typed arguments, and the policy."""
+        context = self._picker_context(sub.private_metadata, sub.user_id)
+        if context is None:
+            return {PICK_ACTION_BLOCK: "This form could not be verified. Close it and run /atlas again."}
+        spec = self.registry.get(sub.values.get(PICK_ACTION_BLOCK) or "")
+        if spec is None:
+            return {PICK_ACTION_BLOCK: "Choose an action."}
+        target_block = PICK_TARGET_BLOCK_PREFIX + spec.name
+        chosen = sub.values.get(target_block)
+        if not chosen:
+            return {target_block: f"Pick the {spec.target_noun}."}
+        try:
+            args = spec.parse_words(chosen.split())
+        except InvalidCommand as exc:
+            return {target_block: exc.user_message}
+        confirmation = await self._confirmation(
+            spec,
+            args,
+            user_id=sub.user_id,
+            team_id=sub.team_id,
+            channel_id=str(context["c"]),
+            response_url=context.get("r") if isinstance(context.get("r"), str) else None,
+        )
+        if isinstance(confirmation, Message):
+            return {PICK_ACTION_BLOCK: truncate(confirmation.text.removeprefix(":no_entry: "), 300)}
+        return confirmation
 
     async def read_preview(self, spec: ActionSpec[Any], args: Any, *, profile: str | None) -> Preview | None:
         """The target as Atlas shows it now; a 404 is a pre-flight blocker, other failures say so."""
@@ -330,6 +460,8 @@ class ChatOps:
             preview_digest=preview.digest if preview is not None else None,
         )
         request = await self.store.create_request(new)
+        bind_request_id(request.id)
+        log.info("%s requested on %s", request.action, request.target_label)
         if preview is not None and preview.available:
             # Evidence: the target's configuration as Atlas returned it, so it can be recreated by hand.
             await self.store.record_event(
@@ -359,6 +491,7 @@ class ChatOps:
 
     async def approve(self, click: ClickInput) -> Message | None:
         request, actor, denial = await self._check_decider(click, verb="approve")
+        bind_request_id(request.id if request is not None else None)
         if denial is not None or request is None:
             return denial
         try:
@@ -385,6 +518,7 @@ class ChatOps:
         request = await self._get(click.request_id)
         if request is None:
             return plain_message("That request no longer exists.")
+        bind_request_id(request.id)
         if click.user_id == request.requester_id:
             try:
                 cancelled = await self.store.cancel(request.id, user_id=click.user_id)
@@ -447,13 +581,21 @@ class ChatOps:
             log.error("background work failed: %s", type(exc).__name__, exc_info=exc)
 
     async def drain(self, timeout: float) -> int:
-        """Stop starting executions and wait up to ``timeout`` for running ones; returns how many remain."""
+        """Stop starting executions and wait up to ``timeout`` for running ones; returns how many were
+        still running then. Those are cancelled: one that has not called Atlas yet hands its request
+        back (approved again, for another replica); one waiting on Atlas is left to the stale-lease sweep."""
         self._accepting = False
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)
-        return len(self._tasks)
+        remaining = list(self._tasks)
+        for task in remaining:
+            task.cancel()
+        if remaining:
+            await asyncio.wait(remaining, timeout=HAND_BACK_SECONDS + 1)
+        return len(remaining)
 
     async def execute(self, request_id: str) -> None:
+        bind_request_id(request_id)
         if not self._accepting:
             return  # shutting down: another replica's sweeper picks approved requests up
         claimed = await self.store.claim_execution(
@@ -462,16 +604,23 @@ class ChatOps:
         if claimed is None:
             return  # someone else claimed it, or it expired: nothing to do, by design
         spec = self.registry[claimed.action]
-        await self.post_in_thread(claimed, ":gear: Approved. Executing in Atlas now.")
-        await self.refresh_message(claimed)
-        outcome = await self._target_changed(spec, claimed) or await self._call_atlas(spec, claimed)
-        finished = await self.store.finish(
-            claimed.id, executor_id=self._replica_id, state=state_for(outcome), outcome=outcome
-        )
+        log.info("executing %s on %s", claimed.action, claimed.target_label)
+        # The lease is renewed while this runs; leaving the block before `sent` hands the request back.
+        async with leased(
+            self.store, claimed.id, executor_id=self._replica_id, lease_seconds=self._lease_seconds
+        ) as lease:
+            await self.post_in_thread(claimed, ":gear: Approved. Executing in Atlas now.")
+            await self.refresh_message(claimed)
+            outcome = await self._target_changed(spec, claimed)
+            if outcome is None:
+                lease.sent = True
+                outcome = await self._call_atlas(spec, claimed)
+            finished = await lease.finish(state=state_for(outcome), outcome=outcome)
         if finished is None:
             log.warning("request %s was resolved by another replica before this one finished", claimed.short_id)
             return
         self.metrics.requests.labels(claimed.action, finished.state.value).inc()
+        log.info("%s finished: %s", claimed.action, finished.state.value)
         await self.post_in_thread(finished, self.result_text(finished))
         await self.refresh_message(finished)
         if finished.state is RequestState.SUCCEEDED and spec.verify is not None:
@@ -567,9 +716,39 @@ class ChatOps:
 
     # ------------------------------------------------------------------ read-only answers
 
-    async def pending(self, *, channel_id: str) -> Message:
-        requests = await self.store.list_requests(states=[RequestState.PENDING], channel_id=channel_id)
+    async def waiting_for(self, *, user_id: str, team_id: str, channel_id: str | None) -> list[ActionRequest]:
+        """Pending requests this person may approve now (in one channel, or anywhere for App Home)."""
+        actor = await self._actor(user_id, team_id)
+        app_team = await self.directory.team_id()
+        now = self._clock()
+        requests = await self.store.list_requests(states=[RequestState.PENDING], channel_id=channel_id, limit=200)
+        return [
+            r
+            for r in requests
+            if r.expires_at > now
+            and user_id not in r.approvers
+            and decide_approve(
+                self.policy,
+                actor,
+                action=r.action,
+                requester_id=r.requester_id,
+                request_channel_id=r.channel_id,
+                click_channel_id=channel_id,
+                app_team_id=app_team,
+            )
+        ]
+
+    async def pending(self, *, user_id: str, team_id: str, channel_id: str) -> Message:
+        requests = await self.waiting_for(user_id=user_id, team_id=team_id, channel_id=channel_id)
         return pending_message(requests, self.registry)
+
+    async def publish_home(self, *, user_id: str, team_id: str, notice: str | None = None) -> None:
+        """The App Home tab: the requests waiting for this person's approval, with the buttons."""
+        requests = await self.waiting_for(user_id=user_id, team_id=team_id, channel_id=None)
+        try:
+            await self.slack.views_publish(user_id=user_id, view=home_view(requests, self.registry, notice=notice))
+        except SlackApiError as exc:
+            self._slack_failed("views.publish", exc)
 
     async def whoami(self, *, user_id: str, team_id: str) -> Message:
         actor = await self._actor(user_id, team_id)

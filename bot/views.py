@@ -19,16 +19,19 @@ from slack_sdk.models.blocks import (
     ConfirmObject,
     ContextBlock,
     DividerBlock,
+    ExternalDataSelectElement,
     HeaderBlock,
     InputBlock,
     MarkdownTextObject,
+    Option,
     PlainTextInputElement,
     PlainTextObject,
     SectionBlock,
+    StaticSelectElement,
 )
 from slack_sdk.models.views import View
 
-from bot.actions import META_COMMANDS, ActionSpec
+from bot.actions import META_COMMANDS, ActionSpec, TargetOption
 from bot.preview import Preview
 from bot.requests import ActionRequest, RequestState
 
@@ -37,6 +40,12 @@ __all__ = [
     "CONFIRM_BLOCK",
     "CONFIRM_CALLBACK_ID",
     "DECISION_BLOCK",
+    "MAX_SELECT_OPTIONS",
+    "PICK_ACTION_BLOCK",
+    "PICK_ACTION_ID",
+    "PICK_CALLBACK_ID",
+    "PICK_TARGET_ACTION_ID",
+    "PICK_TARGET_BLOCK_PREFIX",
     "REASON_BLOCK",
     "REASON_MAX",
     "REJECT_ACTION_ID",
@@ -47,10 +56,13 @@ __all__ = [
     "confirm_modal",
     "escape_mrkdwn",
     "help_message",
+    "home_view",
     "pending_message",
+    "picker_modal",
     "plain_message",
     "preview_blocks",
     "quote_user_text",
+    "target_options",
     "truncate",
 ]
 
@@ -62,6 +74,19 @@ CONFIRM_BLOCK = "confirm"
 REASON_BLOCK = "reason"
 SECRET_BLOCK = "secret"
 VALUE_ACTION_ID = "value"
+PICK_CALLBACK_ID = "atlas_pick"
+PICK_ACTION_BLOCK = "pick_action"
+PICK_ACTION_ID = "atlas_pick_action"
+# One target block per action (suffixed with the action's name), so that choosing another action
+# starts from an empty target instead of keeping a selection made for the previous one.
+PICK_TARGET_BLOCK_PREFIX = "pick_target:"
+PICK_TARGET_ACTION_ID = "atlas_pick_target"
+# Slack shows at most 100 options in a select; the search box narrows longer lists.
+MAX_SELECT_OPTIONS = 100
+_OPTION_TEXT_MAX = 75
+_OPTION_VALUE_MAX = 150
+# 100 blocks per home tab: a header and notice, then 3 blocks per request.
+_HOME_MAX_REQUESTS = 30
 REASON_MAX = 500
 
 _SECTION_MAX = 3000
@@ -121,7 +146,10 @@ def _time(at: datetime) -> str:
 
 
 def help_message(registry: dict[str, ActionSpec[Any]]) -> Message:
-    lines = ["*Atlas emergency actions* (each needs a second person to approve):"]
+    lines = [
+        "*Atlas emergency actions* (each needs a second person to approve):",
+        "• `/atlas`: choose the action and pick its target from Atlas in a form",
+    ]
     lines += [f"• `{spec.usage}`: {spec.title}" for spec in registry.values()]
     lines += [f"• `/atlas {name}`: {text}" for name, text in META_COMMANDS.items()]
     return Message(text="/atlas help", blocks=[_section("\n".join(lines))])
@@ -280,21 +308,101 @@ def approval_message(request: ActionRequest, spec: ActionSpec[Any], *, approver_
     return Message(text=text, blocks=blocks)
 
 
+def _pending_entry(request: ActionRequest, registry: dict[str, ActionSpec[Any]], *, with_channel: bool) -> list[Block]:
+    spec = registry.get(request.action)
+    title = spec.title if spec else request.action
+    where = f" in <#{request.channel_id}>" if with_channel else ""
+    return [
+        DividerBlock(),
+        _section(
+            f"*{title}* on {escape_mrkdwn(request.target_label)} by <@{request.requester_id}>{where}, "
+            f"`{request.short_id}`, {len(request.approvers)} of {request.approvals_required} approvals, "
+            f"expires {_time(request.expires_at)}"
+        ),
+        # block_id must be unique within a message or view.
+        _decision_buttons(request, block_id=f"{DECISION_BLOCK}-{request.short_id}"),
+    ]
+
+
 def pending_message(requests: Sequence[ActionRequest], registry: dict[str, ActionSpec[Any]]) -> Message:
+    """``/atlas pending``: the requests in this channel waiting for the viewer's approval."""
     if not requests:
-        return plain_message("No Atlas requests are waiting for approval here.")
-    blocks: list[Block] = [_section(f"*{len(requests)} request(s) waiting for approval*")]
+        return plain_message("No Atlas requests in this channel are waiting for your approval.")
+    blocks: list[Block] = [_section(f"*{len(requests)} request(s) waiting for your approval*")]
     for request in requests[:15]:  # 3 blocks each stays under the 50-block message limit
-        spec = registry.get(request.action)
-        title = spec.title if spec else request.action
-        blocks += [
-            DividerBlock(),
-            _section(
-                f"*{title}* on {escape_mrkdwn(request.target_label)} by <@{request.requester_id}>, "
-                f"`{request.short_id}`, {len(request.approvers)} of {request.approvals_required} approvals, "
-                f"expires {_time(request.expires_at)}"
+        blocks += _pending_entry(request, registry, with_channel=False)
+    if len(requests) > 15:
+        blocks.append(ContextBlock(elements=[_md(f"… and {len(requests) - 15} more.")]))
+    return Message(text=f"{len(requests)} Atlas request(s) waiting for your approval", blocks=blocks)
+
+
+def home_view(
+    requests: Sequence[ActionRequest], registry: dict[str, ActionSpec[Any]], *, notice: str | None = None
+) -> View:
+    """The App Home tab: every request waiting for the viewer's approval, with the buttons."""
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="Atlas requests waiting for you"))]
+    if notice:
+        blocks.append(_section(notice))
+    if not requests:
+        blocks.append(_section("Nothing is waiting for your approval. Start a request with `/atlas` in a channel."))
+    for request in requests[:_HOME_MAX_REQUESTS]:
+        blocks += _pending_entry(request, registry, with_channel=True)
+    if len(requests) > _HOME_MAX_REQUESTS:
+        blocks.append(ContextBlock(elements=[_md(f"… and {len(requests) - _HOME_MAX_REQUESTS} more.")]))
+    return View(type="home", blocks=blocks)
+
+
+def picker_modal(
+    registry: dict[str, ActionSpec[Any]], *, private_metadata: str, chosen: ActionSpec[Any] | None = None
+) -> View:
+    """``/atlas`` with no arguments: choose the action, then its target from live Atlas data."""
+    options = {
+        name: Option(text=spec.title, value=name, description=truncate(name, 75)) for name, spec in registry.items()
+    }
+    blocks: list[Block] = [
+        InputBlock(
+            block_id=PICK_ACTION_BLOCK,
+            label="Action",
+            # Choosing sends a block_actions event at once, so the target menu can follow the choice.
+            dispatch_action=True,
+            element=StaticSelectElement(
+                action_id=PICK_ACTION_ID,
+                placeholder="Choose an action",
+                options=list(options.values()),
+                initial_option=options[chosen.name] if chosen is not None else None,
             ),
-            # block_id must be unique within a message.
-            _decision_buttons(request, block_id=f"{DECISION_BLOCK}-{request.short_id}"),
+        )
+    ]
+    if chosen is None:
+        blocks.append(ContextBlock(elements=[_md("Then pick its target from what Atlas shows.")]))
+    else:
+        blocks += [
+            InputBlock(
+                block_id=PICK_TARGET_BLOCK_PREFIX + chosen.name,
+                label=truncate(chosen.target_noun.capitalize(), 2000),
+                element=ExternalDataSelectElement(
+                    action_id=PICK_TARGET_ACTION_ID,
+                    placeholder="Type to search Atlas",
+                    min_query_length=0,
+                ),
+            ),
+            ContextBlock(elements=[_md(f":warning: {chosen.impact}")]),
         ]
-    return Message(text=f"{len(requests)} Atlas request(s) waiting for approval", blocks=blocks)
+    return View(
+        type="modal",
+        callback_id=PICK_CALLBACK_ID,
+        title="Atlas action",
+        submit="Next",
+        close="Cancel",
+        private_metadata=private_metadata,
+        blocks=blocks,
+    )
+
+
+def target_options(found: Sequence[TargetOption]) -> list[dict[str, Any]]:
+    """Options for a ``block_suggestion`` answer. Labels come from Atlas: plain text, never mrkdwn."""
+    return [
+        Option(text=truncate(t.label, _OPTION_TEXT_MAX), value=t.value).to_dict()
+        for t in found[:MAX_SELECT_OPTIONS]
+        if len(t.value) <= _OPTION_VALUE_MAX
+    ]

@@ -7,11 +7,13 @@ import logging
 import time
 
 from aiohttp import web
+from pydantic import SecretStr
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from bot.errors import StoreUnavailable
 from bot.metrics import Metrics
+from bot.slack.gate import malformed, signature_ok
 from bot.store import Store
 
 __all__ = ["MAX_BODY_BYTES", "build_web_app"]
@@ -23,13 +25,34 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024
 
 
-def build_web_app(bolt: AsyncApp, *, store: Store, metrics: Metrics) -> web.Application:
+def build_web_app(
+    bolt: AsyncApp, *, store: Store, metrics: Metrics, signing_secret: SecretStr | None = None
+) -> web.Application:
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
+        raw = await request.read()
+        # Bolt parses before it verifies and trusts field types (bot.slack.gate): check both first.
+        if signing_secret is not None and not signature_ok(
+            signing_secret.get_secret_value(),
+            raw,
+            timestamp=request.headers.get("X-Slack-Request-Timestamp"),
+            signature=request.headers.get("X-Slack-Signature"),
+            now=time.time(),
+        ):
+            return web.json_response({"error": "invalid request"}, status=401)
+        if (problem := malformed(raw, request.content_type)) is not None:
+            log.info("refused a signed request that Slack would not send: %s", problem)
+            return web.json_response({"error": "malformed request"}, status=400)
         bolt_request = await to_bolt_request(request)
-        kind = "interactive" if bolt_request.raw_body.startswith("payload=") else "command"
+        body = bolt_request.raw_body
+        # Interactivity is one form field, `payload`; Events API deliveries are JSON; the rest are commands.
+        kind = "interactive" if body.startswith("payload=") else "event" if body.startswith("{") else "command"
         bolt_response = await bolt.async_dispatch(bolt_request)
         metrics.ack_seconds.labels(kind).observe(time.perf_counter() - started)
+        if bolt_response.status == 404:
+            # No listener for it (an action, view or event we do not handle): ack and do nothing,
+            # so Slack neither shows the user an error nor retries an event delivery.
+            return web.Response(status=200)
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(_: web.Request) -> web.Response:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bot.actions import ActionSpec, Argument, ExecutionContext
+from bot.actions import ActionSpec, Argument, ExecutionContext, TargetOption, TargetSource
 from bot.atlas import AtlasClient
 from bot.preview import Fact, Preview
 from commands._fields import OBJECT_ID, Args, ObjectId
-from commands._reads import connected_orgs, dump, gone, org_names
+from commands._reads import connected_orgs, dump, federation_targets, gone, org_names
 
 
 class DeleteFederationArgs(Args):
@@ -49,6 +49,10 @@ async def _verify(atlas: AtlasClient, args: DeleteFederationArgs) -> bool:
     return await gone(atlas.list_connected_org_configs(args.federation_settings_id))
 
 
+async def _targets(source: TargetSource) -> list[TargetOption]:
+    return await federation_targets(source.atlas)
+
+
 ACTION = ActionSpec(
     name="delete-federation",
     title="Delete federation",
@@ -67,4 +71,6 @@ ACTION = ActionSpec(
     preview=_preview,
     verify=_verify,
     verified_state="the federation is gone",
+    targets=_targets,
+    target_noun="federation",
 )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bot.actions import ActionSpec, Argument, ExecutionContext
+from bot.actions import ActionSpec, Argument, ExecutionContext, TargetOption, TargetSource
 from bot.atlas import AtlasClient
 from bot.preview import Fact, Preview
 from commands._fields import OBJECT_ID, Args, ObjectId
-from commands._reads import connected_orgs, dump, gone, idp_facts, org_names
+from commands._reads import connected_orgs, dump, gone, idp_facts, idp_targets, org_names
 
 
 class DeleteIdpArgs(Args):
@@ -45,6 +45,10 @@ async def _verify(atlas: AtlasClient, args: DeleteIdpArgs) -> bool:
     return await gone(atlas.get_identity_provider(args.federation_settings_id, args.identity_provider_id))
 
 
+async def _targets(source: TargetSource) -> list[TargetOption]:
+    return await idp_targets(source.atlas, protocols=("SAML", "OIDC"))
+
+
 ACTION = ActionSpec(
     name="delete-idp",
     title="Delete identity provider",
@@ -69,4 +73,6 @@ ACTION = ActionSpec(
     preview=_preview,
     verify=_verify,
     verified_state="the identity provider is gone",
+    targets=_targets,
+    target_noun="identity provider",
 )

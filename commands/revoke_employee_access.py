@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.actions import ActionSpec, Argument, ExecutionContext
+from bot.actions import ActionSpec, Argument, ExecutionContext, TargetOption, TargetSource
 from bot.atlas import AtlasClient
 from bot.preview import Fact, Preview
 from commands._fields import CLUSTER_NAME, OBJECT_ID, Args, ClusterName, ObjectId
-from commands._reads import dump
+from commands._reads import cluster_targets, dump
 
 
 class RevokeEmployeeAccessArgs(Args):
@@ -49,6 +49,10 @@ async def _verify(atlas: AtlasClient, args: RevokeEmployeeAccessArgs) -> bool:
     return cluster.mongo_db_employee_access_grant is None
 
 
+async def _targets(source: TargetSource) -> list[TargetOption]:
+    return await cluster_targets(source.atlas)
+
+
 ACTION = ActionSpec(
     name="revoke-employee-access",
     title="Revoke employee access",
@@ -72,4 +76,6 @@ ACTION = ActionSpec(
     preview=_preview,
     verify=_verify,
     verified_state="the cluster has no employee access grant",
+    targets=_targets,
+    target_noun="cluster",
 )

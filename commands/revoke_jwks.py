@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.actions import ActionSpec, Argument, ExecutionContext
+from bot.actions import ActionSpec, Argument, ExecutionContext, TargetOption, TargetSource
 from bot.preview import Fact, Preview
 from commands._fields import OBJECT_ID, Args, ObjectId
-from commands._reads import connected_orgs, dump, idp_facts, org_names
+from commands._reads import connected_orgs, dump, idp_facts, idp_targets, org_names
 
 
 class RevokeJwksArgs(Args):
@@ -40,6 +40,11 @@ async def _preview(ctx: ExecutionContext, args: RevokeJwksArgs) -> Preview:
     )
 
 
+async def _targets(source: TargetSource) -> list[TargetOption]:
+    # JWKS revocation applies to OIDC identity providers only.
+    return await idp_targets(source.atlas, protocols=("OIDC",))
+
+
 ACTION = ActionSpec(
     name="revoke-jwks",
     title="Revoke IdP JWKS",
@@ -62,4 +67,6 @@ ACTION = ActionSpec(
     atlas_role="Organization Owner in one of the connected organisations",
     target_label=lambda a: f"IdP {a.identity_provider_id} (federation {a.federation_settings_id})",
     preview=_preview,
+    targets=_targets,
+    target_noun="OIDC identity provider",
 )

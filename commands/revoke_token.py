@@ -6,7 +6,7 @@ request ends and only its fingerprint is ever shown or stored in the clear.
 
 from __future__ import annotations
 
-from bot.actions import ActionSpec, Argument, ExecutionContext, SecretInput
+from bot.actions import ActionSpec, Argument, ExecutionContext, SecretInput, TargetOption, TargetSource
 from bot.preview import Fact, Preview
 from commands._fields import PROFILE_NAME, Args, ProfileName
 
@@ -37,6 +37,11 @@ async def _preview(ctx: ExecutionContext, args: RevokeTokenArgs) -> Preview:
     )
 
 
+async def _targets(source: TargetSource) -> list[TargetOption]:
+    # The token itself is typed into the confirmation form; the picker only chooses the profile.
+    return [TargetOption(label=f"profile {name}", words=(name,)) for name in source.profiles]
+
+
 ACTION = ActionSpec(
     name="revoke-token",
     title="Revoke access token",
@@ -57,4 +62,6 @@ ACTION = ActionSpec(
     ),
     target_label=lambda a: f"a token of profile {a.profile}",
     preview=_preview,
+    targets=_targets,
+    target_noun="service account profile",
 )

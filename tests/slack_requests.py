@@ -34,11 +34,13 @@ __all__ = [
     "SlackClient",
     "block_actions",
     "block_suggestion",
+    "event_callback",
     "external_select_value",
     "plain_text_value",
     "sign",
     "slash_command",
     "static_select_value",
+    "view_block_actions",
     "view_submission",
 ]
 
@@ -403,6 +405,98 @@ def view_submission(
     return _interactive_body(payload)
 
 
+# ---------------------------------------------------------------------- block_actions inside a view
+
+
+def view_block_actions(
+    *,
+    user_id: str,
+    team_id: str = TEAM_ID,
+    view: Mapping[str, Any],
+    action_id: str,
+    block_id: str,
+    value: str | None = None,
+    selected_option: JsonDict | None = None,
+    state_values: Mapping[str, Mapping[str, JsonDict]] | None = None,
+    trigger_id: str | None = None,
+    user_team_id: str | None = None,
+    user_name: str | None = None,
+    api_app_id: str = APP_ID,
+    enterprise_id: str | None = None,
+    team_domain: str = TEAM_DOMAIN,
+    token: str = VERIFICATION_TOKEN,
+) -> bytes:
+    """An interaction inside a view the bot opened or published (``container.type == "view"``).
+
+    ``view`` is the view as Slack stores it (``views.open``/``views.publish`` answers it: ``id``,
+    ``hash``, ``type`` modal or home, ``private_metadata``, ``blocks``). A button sends ``value``; a
+    select sends ``selected_option``. Such payloads carry no ``channel`` and no ``response_url``.
+    """
+    action: JsonDict = {"action_id": action_id, "block_id": block_id, "action_ts": _action_ts()}
+    if selected_option is not None:
+        action |= {"type": "static_select", "selected_option": selected_option}
+    else:
+        action |= {"type": "button", "value": value or "", "text": _plain_text("Button")}
+    shown: JsonDict = {
+        "id": view["id"],
+        "team_id": team_id,
+        "type": view.get("type", "modal"),
+        "blocks": view.get("blocks", []),
+        "private_metadata": view.get("private_metadata", ""),
+        "callback_id": view.get("callback_id", ""),
+        "state": {"values": {k: dict(v) for k, v in (state_values or {}).items()}},
+        "hash": view["hash"],
+        "title": view.get("title"),
+        "root_view_id": view.get("root_view_id") or view["id"],
+        "previous_view_id": None,
+        "app_id": api_app_id,
+        "external_id": view.get("external_id", ""),
+        "app_installed_team_id": team_id,
+        "bot_id": BOT_ID,
+    }
+    payload: JsonDict = {
+        "type": "block_actions",
+        "user": _user(user_id, user_name, user_team_id or team_id),
+        "api_app_id": api_app_id,
+        "token": token,
+        "container": {"type": "view", "view_id": view["id"]},
+        "trigger_id": trigger_id or _default_trigger_id(),
+        "team": _team(team_id, team_domain, enterprise_id),
+        "enterprise": _enterprise(enterprise_id),
+        "is_enterprise_install": False,
+        "view": shown,
+        "actions": [action],
+    }
+    return _interactive_body(payload)
+
+
+# ---------------------------------------------------------------------- Events API
+
+
+def event_callback(
+    event: JsonDict,
+    *,
+    team_id: str = TEAM_ID,
+    api_app_id: str = APP_ID,
+    event_id: str | None = None,
+    event_time: int | None = None,
+    token: str = VERIFICATION_TOKEN,
+) -> bytes:
+    """An Events API delivery (``type: event_callback``), sent as JSON, not form-encoded."""
+    body: JsonDict = {
+        "token": token,
+        "team_id": team_id,
+        "api_app_id": api_app_id,
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{_next_id():010d}",
+        "event_time": event_time or int(time.time()),
+        "authorizations": [{"enterprise_id": None, "team_id": team_id, "user_id": BOT_USER_ID, "is_bot": True}],
+        "is_ext_shared_channel": False,
+    }
+    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+
 # ---------------------------------------------------------------------- block_suggestion
 
 
@@ -520,6 +614,16 @@ class SlackClient:
         kw.setdefault("team_id", self.team_id)
         self._default(kw, "user_id", self.user_id)
         return await self.post_raw(view_submission(**kw))
+
+    async def view_action(self, **kw: Any) -> httpx.Response:
+        kw.setdefault("team_id", self.team_id)
+        self._default(kw, "user_id", self.user_id)
+        return await self.post_raw(view_block_actions(**kw))
+
+    async def event(self, event: JsonDict, **kw: Any) -> httpx.Response:
+        kw.setdefault("team_id", self.team_id)
+        body = event_callback(event, **kw)
+        return await self.post_raw(body, sign(body, self.signing_secret, content_type="application/json"))
 
     async def suggest(self, **kw: Any) -> httpx.Response:
         kw.setdefault("team_id", self.team_id)

@@ -77,3 +77,23 @@ def test_manifest_shape() -> None:
     assert MANIFEST["features"]["bot_user"]["display_name"]
     assert MANIFEST["settings"]["interactivity"]["is_enabled"] is True
     assert MANIFEST["settings"]["socket_mode_enabled"] is True
+
+
+def registered_events() -> set[str]:
+    events: set[str] = set()
+    for path in (ROOT / "bot").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "event"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                events.add(str(node.args[0].value))
+    return events
+
+
+def test_manifest_subscribes_to_the_events_the_code_handles_and_enables_the_home_tab() -> None:
+    assert set(MANIFEST["settings"]["event_subscriptions"]["bot_events"]) == registered_events() == {"app_home_opened"}
+    assert MANIFEST["features"]["app_home"]["home_tab_enabled"] is True

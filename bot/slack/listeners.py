@@ -15,7 +15,16 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.errors import ChatOpsError
 from bot.service import ChatOps, ClickInput, CommandInput, SubmissionInput
-from bot.views import APPROVE_ACTION_ID, CONFIRM_CALLBACK_ID, REJECT_ACTION_ID, Message, plain_message
+from bot.views import (
+    APPROVE_ACTION_ID,
+    CONFIRM_CALLBACK_ID,
+    PICK_ACTION_ID,
+    PICK_CALLBACK_ID,
+    PICK_TARGET_ACTION_ID,
+    REJECT_ACTION_ID,
+    Message,
+    plain_message,
+)
 
 __all__ = ["register"]
 
@@ -45,12 +54,28 @@ def _click_input(body: dict[str, Any]) -> ClickInput:
 
 
 def _view_values(view: dict[str, Any]) -> dict[str, str | None]:
+    """block_id -> the typed text, or the value of the selected option for menus."""
     values: dict[str, str | None] = {}
     for block_id, actions in ((view.get("state") or {}).get("values") or {}).items():
-        for element in actions.values():
-            if isinstance(element, dict):
+        for element in (actions or {}).values():
+            if not isinstance(element, dict):
+                continue
+            selected = element.get("selected_option")
+            if isinstance(selected, dict):
+                values[block_id] = str(selected.get("value", ""))
+            else:
                 values[block_id] = element.get("value")
     return values
+
+
+def _user(body: dict[str, Any]) -> tuple[str, str]:
+    """(user id, the user's own team id): it differs from the app's in Slack Connect channels."""
+    user = body.get("user") or {}
+    return str(user.get("id", "")), str(user.get("team_id") or (body.get("team") or {}).get("id", ""))
+
+
+def _from_home_tab(body: dict[str, Any]) -> bool:
+    return (body.get("view") or {}).get("type") == "home"
 
 
 def register(app: AsyncApp, service: ChatOps) -> None:
@@ -107,19 +132,72 @@ def register(app: AsyncApp, service: ChatOps) -> None:
         if reply is not None:
             await tell(reply, response_url=checked.response_url, channel=checked.channel_id, user=checked.user_id)
 
+    async def decided(reply: Message | None, body: dict[str, Any], respond: AsyncRespond, done: str) -> None:
+        if _from_home_tab(body):
+            # No response_url on the home tab: the refreshed tab carries the answer.
+            user_id, team_id = _user(body)
+            await service.publish_home(user_id=user_id, team_id=team_id, notice=reply.text if reply else done)
+        elif reply is not None:
+            await respond(**_ephemeral(reply))
+
     @app.action(APPROVE_ACTION_ID)
     async def on_approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        reply = await service.approve(_click_input(body))
-        if reply is not None:
-            await respond(**_ephemeral(reply))
+        await decided(await service.approve(_click_input(body)), body, respond, ":ballot_box_with_check: Approved.")
 
     @app.action(REJECT_ACTION_ID)
     async def on_reject(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        reply = await service.reject(_click_input(body))
-        if reply is not None:
-            await respond(**_ephemeral(reply))
+        await decided(await service.reject(_click_input(body)), body, respond, ":no_entry: Rejected.")
+
+    @app.action(PICK_ACTION_ID)
+    async def on_pick_action(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        view = body.get("view") or {}
+        user_id, _ = _user(body)
+        await service.picker_chose_action(
+            user_id=user_id,
+            private_metadata=str(view.get("private_metadata", "")),
+            action=str((action.get("selected_option") or {}).get("value", "")),
+            view_id=str(view.get("id", "")),
+            view_hash=str(view.get("hash", "")),
+        )
+
+    @app.options(PICK_TARGET_ACTION_ID)
+    async def on_pick_options(ack: AsyncAck, body: dict[str, Any]) -> None:
+        user_id, team_id = _user(body)
+        options = await service.picker_options(
+            user_id=user_id,
+            team_id=team_id,
+            private_metadata=str((body.get("view") or {}).get("private_metadata", "")),
+            block_id=str(body.get("block_id", "")),
+            query=str(body.get("value", ""))[:200],
+        )
+        await ack(options=options)
+
+    @app.view(PICK_CALLBACK_ID)
+    async def on_pick(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user_id, team_id = _user(body)
+        picked = await service.picker_submission(
+            SubmissionInput(
+                user_id=user_id,
+                team_id=team_id,
+                private_metadata=str(view.get("private_metadata", "")),
+                values=_view_values(view),
+            )
+        )
+        if isinstance(picked, dict):
+            await ack(response_action="errors", errors=picked)
+            return
+        # The picker turns into the confirmation form in place (no trigger_id needed), then fills in.
+        await ack(response_action="update", view=picked.view)
+        await service.fill_preview(picked, view_id=str(view.get("id", "")), view_hash=None)
+
+    @app.event("app_home_opened")
+    async def on_home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
+        if event.get("tab") != "home":
+            return
+        await service.publish_home(user_id=str(event.get("user", "")), team_id=str(body.get("team_id", "")))
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond | None = None) -> None:

@@ -53,10 +53,16 @@ def test_valid_commands_parse_into_their_targets(text: str, action: str, target:
     assert parsed.spec.target_of(parsed.args) == target
 
 
-@pytest.mark.parametrize("text", ["", "help", "pending", "whoami"])
+@pytest.mark.parametrize("text", ["", "   "])
+def test_no_arguments_opens_the_picker(text: str) -> None:
+    parsed = parse_command(text, REGISTRY)
+    assert (parsed.name, parsed.spec) == ("pick", None)
+
+
+@pytest.mark.parametrize("text", ["help", "pending", "whoami"])
 def test_meta_commands_have_no_spec(text: str) -> None:
     parsed = parse_command(text, REGISTRY)
-    assert parsed.name == (text or "help")
+    assert parsed.name == text
     assert parsed.spec is None
 
 

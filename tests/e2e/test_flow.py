@@ -367,7 +367,7 @@ async def test_pending_and_whoami(harness: Harness) -> None:
     await h.command("pending", user=BOB)
     await h.command("whoami", user=BOB)
     await h.wait_ephemeral("Roles:")
-    await h.wait_ephemeral("waiting for approval")
+    await h.wait_ephemeral("waiting for your approval")
     joined = " ".join(h.ephemerals())
     assert requested.request_id in joined  # the buttons carry the id
     assert "Roles: approver" in joined and "@atlas-approvers" in joined
