@@ -187,6 +187,7 @@ class FakeSlack:
         self,
         *,
         bot_token: str = "xoxb-test",
+        app_token: str | None = None,
         team_id: str = "T0APP",
         team_name: str = "Atlas Test",
         team_domain: str = "atlas-test",
@@ -198,6 +199,10 @@ class FakeSlack:
         strict_channels: bool = False,
     ) -> None:
         self.bot_token = bot_token
+        # Socket Mode: apps.connections.open takes this app-level token (xapp-) instead of the bot's.
+        self.app_token = app_token
+        self.socket_acks: list[JsonDict] = []
+        self._sockets: list[web.WebSocketResponse] = []
         self.team_id = team_id
         self.team_name = team_name
         self.team_domain = team_domain
@@ -252,6 +257,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/response-url/{url_id}", self._handle_response_url)
+        app.router.add_get("/_fake/socket", self._socket_mode)
         app.router.add_get("/_fake/health", self._ctl_health)
         app.router.add_get("/_fake/calls", self._ctl_calls)
         app.router.add_post("/_fake/reset", self._ctl_reset)
@@ -560,6 +566,16 @@ class FakeSlack:
     def _respond(self, method: str, args: JsonDict, token: str | None) -> tuple[int, JsonDict, dict[str, str]]:
         if token is None:
             return 200, {"ok": False, "error": "not_authed"}, {}
+        if method == "apps.connections.open":
+            # Only an app-level token opens a Socket Mode connection; a bot token is the wrong kind.
+            if self.app_token is None or token != self.app_token:
+                return (
+                    200,
+                    {"ok": False, "error": "invalid_auth" if token.startswith("xapp-") else "not_allowed_token_type"},
+                    {},
+                )
+            ws_url = self.base_url.replace("http://", "ws://", 1) + "/_fake/socket"
+            return 200, {"ok": True, "url": ws_url}, {}
         if token != self.bot_token:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         queue = self._faults.get(method)
@@ -575,6 +591,59 @@ class FakeSlack:
             return 200, {"ok": False, "error": exc.error, **exc.extra}, {}
         extra_headers = {"x-oauth-scopes": _BOT_SCOPES} if method == "auth.test" else {}
         return 200, payload, extra_headers
+
+    # ------------------------------------------------------------------ Socket Mode
+
+    async def _socket_mode(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": len(self._sockets),
+                "debug_info": {"host": "fake-slack", "approximate_connection_time": 18060},
+                "connection_info": {"app_id": self.app_id},
+            }
+        )
+        try:
+            async for message in ws:
+                if message.type == web.WSMsgType.TEXT:
+                    # The app acknowledges each envelope with {"envelope_id": ..., "payload"?: ...}.
+                    self.socket_acks.append(json.loads(message.data))
+        finally:
+            self._sockets.remove(ws)
+        return ws
+
+    @property
+    def socket_connections(self) -> int:
+        return len(self._sockets)
+
+    async def send_envelope(self, envelope_type: str, payload: JsonDict) -> str:
+        """Send ``payload`` to the first connected app as Slack does; returns the envelope id."""
+        if not self._sockets:
+            raise RuntimeError("no Socket Mode connection is open")
+        envelope_id = f"env-{next(self._id_counter):08d}"
+        await self._sockets[0].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": envelope_type,
+                "payload": payload,
+                "accepts_response_payload": envelope_type != "events_api",
+                "retry_attempt": 0,
+                "retry_reason": "",
+            }
+        )
+        return envelope_id
+
+    async def wait_socket_ack(self, envelope_id: str, timeout: float = 5.0) -> JsonDict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for ack in self.socket_acks:
+                if ack.get("envelope_id") == envelope_id:
+                    return ack
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"envelope {envelope_id} was not acknowledged; acks: {self.socket_acks}")
 
     def _record(self, call: FakeSlackCall) -> None:
         self.calls.append(call)
