@@ -170,6 +170,8 @@ class ActionSpec(Generic[ArgsT]):
             if arg is not None and err["type"] == "string_pattern_mismatch":
                 shown = str(err["input"])
                 shown = shown if len(shown) <= 40 else shown[:40] + "…"
+                # Quoted back inertly: escaped for mrkdwn, and no backtick to close the code span.
+                shown = shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "ˋ")
                 problem = f"`{shown}` does not match the expected pattern `{arg.pattern}`"
             else:
                 problem = str(err["msg"])

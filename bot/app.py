@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from aiohttp import web
+from aiohttp import ClientSession, ClientTimeout, web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -39,11 +39,17 @@ __all__ = ["Bot", "build_bot", "build_slack_client"]
 log = logging.getLogger(__name__)
 
 
-def build_slack_client(settings: Settings) -> AsyncWebClient:
+SLACK_TIMEOUT_SECONDS = 10
+
+
+def build_slack_client(settings: Settings, *, session: ClientSession | None = None) -> AsyncWebClient:
+    """Without ``session`` slack_sdk opens a new connection (a TCP and TLS handshake) for every call;
+    the bot passes one keep-alive session so views.open does not pay that inside the trigger window."""
     return AsyncWebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
-        timeout=10,
+        timeout=SLACK_TIMEOUT_SECONDS,
+        session=session,
         # Slack says when to retry (429 + Retry-After); connection errors are retried once.
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=1),
@@ -83,6 +89,8 @@ class Bot:
                 remaining,
             )
         await self.atlas.aclose()
+        if self.slack.session is not None:
+            await self.slack.session.close()
         await self.engine.dispose()
 
 
@@ -103,7 +111,8 @@ def build_bot(
     atlas = AtlasClient.from_settings(atlas_settings, transport=atlas_transport, **dict(atlas_options or {}))
     engine = create_engine(settings.database_url)
     store = Store(engine)
-    slack = build_slack_client(settings)
+    # slack_sdk applies its timeout only to sessions it makes itself: give ours the same one.
+    slack = build_slack_client(settings, session=ClientSession(timeout=ClientTimeout(total=SLACK_TIMEOUT_SECONDS)))
     directory = Directory(slack, ttl_seconds=settings.group_cache_seconds)
     if settings.slack_team_id:
         directory.set_team_id(settings.slack_team_id)

@@ -67,13 +67,13 @@ async def _serve(
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down: no new work, finishing executions in flight (up to %.0f s)", drain_seconds)
-    # No new work: Socket Mode disconnects, the listener closes (a load balancer fails over), and the
-    # service starts no execution; then in-flight ones finish or are handed back within the deadline.
+    # No new work: Socket Mode disconnects; the HTTP server stops listening, closes keep-alive
+    # connections (a load balancer's too) and answers the requests already in (acks, so quick). Then
+    # the service starts no execution, and those in flight finish or are handed back by the deadline.
     if socket_handler is not None:
         await socket_handler.close_async()
-    await site.stop()
-    await bot.shutdown(drain_seconds=drain_seconds)
     await runner.cleanup()
+    await bot.shutdown(drain_seconds=drain_seconds)
     log.info("stopped")
 
 

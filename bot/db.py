@@ -45,6 +45,10 @@ DEFAULT_SQLITE_PATH: Final = "./atlas-chatops.db"
 # smallest managed PostgreSQL plans; a 2-core PostgreSQL would only queue more of them on its CPUs.
 POOL_SIZE: Final = 4
 MAX_OVERFLOW: Final = 4
+# Slack gets its ack before any database work, so a burst of clicks becomes a burst of concurrent
+# tasks that queue here for a connection: waiting is right, failing them is not. A database that is
+# really away fails much sooner, at connect (refused at once, or after ``connect_timeout``).
+POOL_TIMEOUT: Final = 20.0
 
 _ACCEPTED_FORMS: Final = (
     "postgres://USER:PASSWORD@HOST:5432/DBNAME, postgresql://..., postgresql+asyncpg://..., "
@@ -137,7 +141,7 @@ def create_engine(
     *,
     pool_size: int = POOL_SIZE,
     max_overflow: int = MAX_OVERFLOW,
-    pool_timeout: float = 5.0,
+    pool_timeout: float = POOL_TIMEOUT,
     connect_timeout: float = 3.0,
     statement_timeout: float = 10.0,
     sqlite_busy_timeout_ms: int = 5000,

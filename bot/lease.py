@@ -84,13 +84,16 @@ class Lease:
     async def hand_back(self) -> bool:
         """executing -> approved; False when the database stayed away (the stale sweep resolves it)."""
         try:
-            return await persist(
+            released = await persist(
                 lambda: self._store.release(self._request_id, executor_id=self._executor_id),
                 within=min(HAND_BACK_SECONDS, self._lease_seconds),
             )
         except StoreUnavailable:
             log.warning("request %s: could not hand it back; the stale-lease sweep resolves it", self._request_id[:8])
             return False
+        if released:
+            log.info("request %s: handed back before its Atlas call; any replica may run it", self._request_id[:8])
+        return released
 
     async def finish(self, *, state: RequestState, outcome: Outcome) -> ActionRequest | None:
         """Save the outcome (retried through a database blip); None if a resolver ended it first."""

@@ -34,6 +34,8 @@ def _advice(exc: AtlasError) -> str:
     if isinstance(exc, AtlasNotFoundError):
         return "Atlas does not know this target: check the ids (it may already be gone)."
     if isinstance(exc, AtlasRateLimitError):
+        if exc.retry_after is not None and exc.retry_after > 60:
+            return f"Atlas rate-limited the bot and asked it to wait {exc.retry_after:.0f} s; request again after that."
         return "Atlas rate-limited the bot; it is safe to request again in a minute."
     if exc.retry_safe:
         return "Nothing was changed; it is safe to request the action again."

@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.actions import ActionSpec, ExecutionContext, TargetSource, parse_command
 from bot.atlas import AtlasClient
 from bot.atlas.errors import AtlasError, AtlasNotFoundError
-from bot.errors import ChatOpsError, InvalidCommand, RequestNotFound, StaleRequest
+from bot.errors import ChatOpsError, InvalidCommand, RequestNotFound, StaleRequest, StoreUnavailable
 from bot.lease import HAND_BACK_SECONDS, leased
 from bot.logs import bind_request_id
 from bot.metrics import Metrics
@@ -299,19 +299,19 @@ class ChatOps:
 
     async def picker_options(
         self, *, user_id: str, team_id: str, private_metadata: str, block_id: str, query: str
-    ) -> list[dict[str, Any]]:
+    ) -> dict[str, Any]:
         """Answer a block_suggestion: targets matching ``query``, only for someone who may request."""
         context = self._picker_context(private_metadata, user_id)
         spec = self.registry.get(block_id.removeprefix(PICK_TARGET_BLOCK_PREFIX))
         if context is None or spec is None or not block_id.startswith(PICK_TARGET_BLOCK_PREFIX):
-            return []
+            return {"options": []}
         actor = await self._actor(user_id, team_id)
         decision = decide_request(
             self.policy, actor, spec.name, str(context["c"]), app_team_id=await self.directory.team_id()
         )
         if not decision:
             # Atlas's inventory is shown only to people who may act on it.
-            return []
+            return {"options": []}
         started = time.perf_counter()
         found = await self.catalog.search(spec, query, budget_seconds=OPTIONS_BUDGET_SECONDS)
         self.metrics.options_seconds.observe(time.perf_counter() - started)
@@ -598,9 +598,14 @@ class ChatOps:
         bind_request_id(request_id)
         if not self._accepting:
             return  # shutting down: another replica's sweeper picks approved requests up
-        claimed = await self.store.claim_execution(
-            request_id, executor_id=self._replica_id, lease_seconds=self._lease_seconds
-        )
+        try:
+            claimed = await self.store.claim_execution(
+                request_id, executor_id=self._replica_id, lease_seconds=self._lease_seconds
+            )
+        except StoreUnavailable:
+            # Still approved (or, if the claim's COMMIT landed unseen, leased): a sweeper picks it up.
+            log.warning("request %s not claimed: the database is unavailable", request_id[:8])
+            return
         if claimed is None:
             return  # someone else claimed it, or it expired: nothing to do, by design
         spec = self.registry[claimed.action]
@@ -634,9 +639,12 @@ class ChatOps:
         if fresh is None or fresh.digest == request.preview_digest:
             return None
         if not fresh.available:
+            # Say why (the error class, HTTP status and Atlas errorCode read_preview noted).
+            why = fresh.warnings[0].removeprefix("Atlas could not be read for a preview: ") if fresh.warnings else ""
             summary = (
-                "Could not read the target from Atlas again just before executing, so nothing was run. "
-                "It is safe to request the action again."
+                "Could not read the target from Atlas again just before executing"
+                + (f" ({why})" if why else "")
+                + ", so nothing was run. It is safe to request the action again."
             )
             return Outcome(ok=False, error_code="PREVIEW_UNAVAILABLE", retry_safe=True, summary=summary, detail=summary)
         changes = fresh.changes_from(request.preview) if request.preview else []
@@ -789,7 +797,10 @@ class ChatOps:
     async def refresh_message(self, request: ActionRequest) -> None:
         if request.message_ts is None or request.message_channel is None:
             return
-        fresh = await self._get(request.id) or request
+        try:
+            fresh = await self._get(request.id) or request
+        except StoreUnavailable:
+            fresh = request  # best effort, like the post itself: show the state the caller knows
         spec = self.registry[fresh.action]
         rule = self.policy.actions.get(fresh.action)
         message = approval_message(fresh, spec, approver_roles=rule.approve if rule else ())

@@ -112,6 +112,8 @@ COMMIT_UNCERTAIN_MESSAGE: Final = (
     "The database connection was lost while saving; the change may or may not have been saved. "
     "Check the request's status before trying again."
 )
+# Every pooled connection stayed busy for the whole pool_timeout: a burst, not an outage.
+BUSY_MESSAGE: Final = "The bot is too busy to reach its database right now; nothing was changed. Try again in a minute."
 
 
 class TransitionEvent(enum.StrEnum):
@@ -306,7 +308,8 @@ def translate_errors(fn: Callable[_P, Awaitable[_R]]) -> Callable[_P, Coroutine[
             if _is_unavailable(exc):
                 # The type name only: driver messages can carry host names and SQL parameters.
                 logger.warning("database unavailable: %s", type(exc).__name__)
-                raise StoreUnavailable(UNAVAILABLE_MESSAGE) from exc
+                busy = isinstance(exc, sa_exc.TimeoutError)  # the pool's wait for a free connection
+                raise StoreUnavailable(BUSY_MESSAGE if busy else UNAVAILABLE_MESSAGE) from exc
             raise
 
     return wrapper

@@ -147,10 +147,11 @@ class Sweeper:
         if resolved is None:
             return None
         log.warning(
-            "request %s: executor %s vanished; resolved as %s after reading Atlas",
+            "request %s: executor %s vanished (lease lapsed); resolved as %s (%s)",
             resolved.short_id,
             stale.executor_id,
             resolved.state.value,
+            "no read can tell" if verified is None and read_error is None else "after reading the target in Atlas",
         )
         service.metrics.requests.labels(resolved.action, resolved.state.value).inc()
         if resolved.state is RequestState.SUCCEEDED:

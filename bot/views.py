@@ -24,6 +24,7 @@ from slack_sdk.models.blocks import (
     InputBlock,
     MarkdownTextObject,
     Option,
+    OptionGroup,
     PlainTextInputElement,
     PlainTextObject,
     SectionBlock,
@@ -399,10 +400,15 @@ def picker_modal(
     )
 
 
-def target_options(found: Sequence[TargetOption]) -> list[dict[str, Any]]:
-    """Options for a ``block_suggestion`` answer. Labels come from Atlas: plain text, never mrkdwn."""
-    return [
-        Option(text=truncate(t.label, _OPTION_TEXT_MAX), value=t.value).to_dict()
-        for t in found[:MAX_SELECT_OPTIONS]
-        if len(t.value) <= _OPTION_VALUE_MAX
-    ]
+def target_options(found: Sequence[TargetOption]) -> dict[str, Any]:
+    """A ``block_suggestion`` answer. Labels come from Atlas: plain text, never mrkdwn.
+
+    Slack shows at most 100 options; past that the first 100 come under a heading saying how many
+    matched, so the person knows to type more.
+    """
+    usable = [t for t in found if len(t.value) <= _OPTION_VALUE_MAX]
+    options = [Option(text=truncate(t.label, _OPTION_TEXT_MAX), value=t.value) for t in usable[:MAX_SELECT_OPTIONS]]
+    if len(usable) <= MAX_SELECT_OPTIONS:
+        return {"options": [o.to_dict() for o in options]}
+    group = OptionGroup(label=f"First {MAX_SELECT_OPTIONS} of {len(usable)}: type to narrow", options=options)
+    return {"option_groups": [group.to_dict()]}

@@ -9,7 +9,16 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.db import create_engine, default_database_url, is_sqlite, normalize_database_url, redact_url
+from bot.db import (
+    MAX_OVERFLOW,
+    POOL_SIZE,
+    POOL_TIMEOUT,
+    create_engine,
+    default_database_url,
+    is_sqlite,
+    normalize_database_url,
+    redact_url,
+)
 from bot.errors import ConfigurationError
 
 NORMALIZED = [
@@ -110,7 +119,7 @@ async def test_sqlite_engine_settings(tmp_path: Path) -> None:
         assert await _scalar(engine, "PRAGMA journal_mode") == "wal"
         assert await _scalar(engine, "PRAGMA foreign_keys") == 1
         assert await _scalar(engine, "PRAGMA busy_timeout") == 5000
-        assert engine.pool.size() == 5  # type: ignore[attr-defined]
+        assert engine.pool.size() == POOL_SIZE  # type: ignore[attr-defined]
     finally:
         await engine.dispose()
 
@@ -134,9 +143,11 @@ async def test_postgres_engine_settings(database_url: str) -> None:
         assert await _scalar(engine, "SHOW application_name") == "atlas-chatops"
         assert await _scalar(engine, "SHOW transaction_isolation") == "read committed"
         pool = engine.pool
-        assert pool.size() == 5  # type: ignore[attr-defined]
-        assert pool._max_overflow == 5  # type: ignore[attr-defined]
+        # Sized for 2 cores: two replicas stay within 16 server connections (see bot/db.py).
+        assert (POOL_SIZE, MAX_OVERFLOW, POOL_TIMEOUT) == (4, 4, 20.0)
+        assert pool.size() == POOL_SIZE  # type: ignore[attr-defined]
+        assert pool._max_overflow == MAX_OVERFLOW  # type: ignore[attr-defined]
         assert pool._pre_ping is True
-        assert pool._timeout == 5.0  # type: ignore[attr-defined]
+        assert pool._timeout == POOL_TIMEOUT  # type: ignore[attr-defined]
     finally:
         await engine.dispose()

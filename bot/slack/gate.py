@@ -42,8 +42,10 @@ _OBJECTS: Final[dict[str, tuple[str, ...]]] = {
     "container": ("type", "channel_id", "message_ts", "view_id"),
     "message": ("ts", "thread_ts", "text", "user"),
     "view": ("id", "type", "callback_id", "private_metadata", "hash", "team_id", "app_installed_team_id"),
-    "event": ("type", "user", "tab", "channel", "subtype", "team", "user_team"),
+    "event": ("type", "tab", "subtype", "user_team"),
 }
+# In Events API payloads these are an id or an object, depending on the event (user_change, channel_created).
+_EVENT_REFERENCES: Final = ("user", "channel", "team")
 _ACTION_STRINGS: Final = ("type", "action_id", "block_id", "value", "action_ts")
 
 
@@ -72,17 +74,18 @@ def malformed(body: bytes, content_type: str) -> str | None:
         return "the body is not UTF-8"
     # The same decisions as Bolt's parse_body, so what passes here parses there.
     if content_type == FORM and not text.startswith("{") and "payload" not in text:
-        return _form_problem(dict(parse_qsl(text, keep_blank_values=True)))
+        form = dict(parse_qsl(text, keep_blank_values=True))
+        return _NUL if _has_nul(form) else _form_problem(form)
     try:
         if content_type == JSON or text.startswith("{"):
             payload = json.loads(text) if text else None
         else:
             payload = json.loads(dict(parse_qsl(text, keep_blank_values=True)).get("payload") or "null")
-    except ValueError:
+    except (ValueError, RecursionError):
         return "the body is not valid JSON or form data"
     if not isinstance(payload, dict):
         return "the payload is not a JSON object"
-    return _payload_problem(payload)
+    return _NUL if _has_nul(payload) else _payload_problem(payload)
 
 
 def _payload_problem(payload: dict[str, Any]) -> str | None:
@@ -130,6 +133,21 @@ def _form_problem(form: Mapping[str, str]) -> str | None:
     return f"slash command without {', '.join(missing)}" if missing else None
 
 
+# Slack never sends NUL, and PostgreSQL cannot store it in text: a user id or a reason holding one
+# would fail deep in the store.
+_NUL: Final = "a string holds a NUL character"
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 def _is_text(value: object) -> bool:
     return value is None or isinstance(value, str)
 
@@ -145,6 +163,8 @@ def _object_problem(holder: Mapping[str, Any], key: str, strings: tuple[str, ...
             return f"{key}.{name} is not a string"
     if key == "view":
         return _state_problem(value.get("state"))
+    if key == "event" and any(not isinstance(value.get(name), str | dict | None) for name in _EVENT_REFERENCES):
+        return "event holds a malformed reference"
     return None
 
 

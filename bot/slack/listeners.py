@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+import aiohttp
+from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -82,20 +83,24 @@ def register(app: AsyncApp, service: ChatOps) -> None:
     async def tell(message: Message, *, response_url: str | None, channel: str | None, user: str) -> None:
         if response_url:
             try:
-                await AsyncWebhookClient(response_url).send_dict(_ephemeral(message))
-                return
-            except (SlackClientError, OSError) as exc:
+                sent = await AsyncWebhookClient(response_url).send_dict(_ephemeral(message))
+                if sent.status_code == 200:
+                    return
+                # used_url (6th post), expired_url (after 30 minutes), or Slack failing.
+                log.warning("response_url post failed: HTTP %s", sent.status_code)
+            except (SlackClientError, aiohttp.ClientError, OSError, ValueError) as exc:
                 log.warning("response_url post failed: %s", type(exc).__name__)
         if channel:
             try:
                 await service.slack.chat_postEphemeral(
                     channel=channel, user=user, text=message.text, blocks=message.blocks
                 )
-            except SlackApiError as exc:
-                log.warning("chat.postEphemeral failed: %s", exc.response.get("error"))
+            except (SlackApiError, SlackClientError) as exc:
+                error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+                log.warning("chat.postEphemeral failed: %s", error)
 
     @app.command("/atlas")
-    async def on_command(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
         early = service.parse(str(body.get("text", "")))
         if early is not None:
             await ack(text=early.text, blocks=early.blocks_as_dicts(), response_type="ephemeral")
@@ -111,7 +116,7 @@ def register(app: AsyncApp, service: ChatOps) -> None:
         )
         reply = await service.command(cmd)
         if reply is not None:
-            await respond(**_ephemeral(reply))
+            await tell(reply, response_url=cmd.response_url, channel=cmd.channel_id, user=cmd.user_id)
 
     @app.view(CONFIRM_CALLBACK_ID)
     async def on_confirm(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -132,23 +137,24 @@ def register(app: AsyncApp, service: ChatOps) -> None:
         if reply is not None:
             await tell(reply, response_url=checked.response_url, channel=checked.channel_id, user=checked.user_id)
 
-    async def decided(reply: Message | None, body: dict[str, Any], respond: AsyncRespond, done: str) -> None:
+    async def decided(reply: Message | None, body: dict[str, Any], done: str) -> None:
         if _from_home_tab(body):
             # No response_url on the home tab: the refreshed tab carries the answer.
             user_id, team_id = _user(body)
             await service.publish_home(user_id=user_id, team_id=team_id, notice=reply.text if reply else done)
         elif reply is not None:
-            await respond(**_ephemeral(reply))
+            click = _click_input(body)
+            await tell(reply, response_url=body.get("response_url"), channel=click.channel_id, user=click.user_id)
 
     @app.action(APPROVE_ACTION_ID)
-    async def on_approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def on_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await decided(await service.approve(_click_input(body)), body, respond, ":ballot_box_with_check: Approved.")
+        await decided(await service.approve(_click_input(body)), body, ":ballot_box_with_check: Approved.")
 
     @app.action(REJECT_ACTION_ID)
-    async def on_reject(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def on_reject(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await decided(await service.reject(_click_input(body)), body, respond, ":no_entry: Rejected.")
+        await decided(await service.reject(_click_input(body)), body, ":no_entry: Rejected.")
 
     @app.action(PICK_ACTION_ID)
     async def on_pick_action(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -166,14 +172,14 @@ def register(app: AsyncApp, service: ChatOps) -> None:
     @app.options(PICK_TARGET_ACTION_ID)
     async def on_pick_options(ack: AsyncAck, body: dict[str, Any]) -> None:
         user_id, team_id = _user(body)
-        options = await service.picker_options(
+        answer = await service.picker_options(
             user_id=user_id,
             team_id=team_id,
             private_metadata=str((body.get("view") or {}).get("private_metadata", "")),
             block_id=str(body.get("block_id", "")),
             query=str(body.get("value", ""))[:200],
         )
-        await ack(options=options)
+        await ack(**answer)
 
     @app.view(PICK_CALLBACK_ID)
     async def on_pick(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -200,15 +206,13 @@ def register(app: AsyncApp, service: ChatOps) -> None:
         await service.publish_home(user_id=str(event.get("user", "")), team_id=str(body.get("team_id", "")))
 
     @app.error
-    async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond | None = None) -> None:
+    async def on_error(error: Exception, body: dict[str, Any]) -> None:
         # One place turns failures after the ack into a message for the person who acted.
         if isinstance(error, ChatOpsError):
             text = f":warning: {error.user_message}"
         else:
             log.error("unhandled error in a listener: %s", type(error).__name__, exc_info=error)
             text = ":warning: Something went wrong on the bot's side; nothing further was done. It was logged."
-        if respond is not None:  # Bolt provides it only when the payload carried a response_url
-            try:
-                await respond(**_ephemeral(plain_message(text)))
-            except (SlackClientError, OSError, ValueError):
-                log.warning("could not tell the user about an error")
+        user = str(body.get("user_id") or _user(body)[0])
+        channel = body.get("channel_id") or _click_input(body).channel_id
+        await tell(plain_message(text), response_url=body.get("response_url"), channel=channel, user=user)

@@ -31,7 +31,8 @@ Behaviour choices where Atlas's is undocumented (all error bodies are ``applicat
 
 Python API: ``fake = FakeAtlas(); base_url = await fake.start(); ...; await fake.stop()``, seeding
 helpers ``add_org/add_project/add_cluster/add_federation/add_idp/add_service_account/seed_demo``,
-faults ``inject/fail/rate_limit/delay/html/truncated_json/reset_connection/hold``, ``requests``,
+faults ``inject/fail/rate_limit/delay/html/truncated_json/reset_connection/hold`` (before the request is
+handled) and ``lose_response/slow_response`` (after it was handled: the write happened), ``requests``,
 ``count(op)``, ``reset()``, ``advance(seconds)``, ``revoke_all_tokens()``.
 HTTP control API (for other processes): see ``_control``; everything lives under ``/_fake/``.
 Standalone: ``python -m tests.fakes.fake_atlas --port 8080 --seed demo``.
@@ -226,7 +227,8 @@ class Hold:
 
 @dataclass
 class Fault:
-    """One injected failure. ``kind``: delay, status, html, truncated_json, reset or hold."""
+    """One injected failure. ``kind``: delay, status, html, truncated_json, reset or hold (instead of
+    handling the request), or lose_response / slow_response (after handling it)."""
 
     kind: str
     status: int = 500
@@ -294,6 +296,7 @@ class FakeAtlas:
         self.requests: list[RecordedRequest] = []
         self._counts: Counter[str] = Counter()
         self._faults: list[_FaultQueue] = []
+        self._after_faults: dict[int, Fault] = {}  # id(request) -> lose_response / slow_response
         self._holds: dict[int, Hold] = {}
         self.orgs: dict[str, dict[str, Any]] = {}
         self.projects: dict[str, dict[str, Any]] = {}
@@ -583,6 +586,14 @@ class FakeAtlas:
     def reset_connection(self, method: str, path: str, *, times: int = 1) -> None:
         self.inject(method, path, Fault("reset"), times=times)
 
+    def lose_response(self, method: str, path: str, *, times: int = 1) -> None:
+        """Handle the request (a write takes effect), then reset the connection instead of answering."""
+        self.inject(method, path, Fault("lose_response"), times=times)
+
+    def slow_response(self, method: str, path: str, seconds: float, *, times: int = 1) -> None:
+        """Handle the request (a write takes effect), then wait ``seconds`` before answering."""
+        self.inject(method, path, Fault("slow_response", seconds=seconds), times=times)
+
     def hold(self, method: str, path: str, *, times: int = 1) -> Hold:
         handle = Hold()
         self._holds[len(self._holds) + 1] = handle
@@ -630,6 +641,11 @@ class FakeAtlas:
             self._counts[operation] += 1
         try:
             response = await self._handle(request, raw_path, route, params, body)
+            after = self._after_faults.pop(id(request), None)
+            if after is not None and after.kind == "slow_response":
+                await asyncio.sleep(after.seconds)
+            elif after is not None:
+                _abort(request)
         except _ApiFailure as failure:
             response = self._error(failure.status, failure.error_code, failure.detail)
         record.status = response.status
@@ -690,6 +706,9 @@ class FakeAtlas:
                 break
         else:
             return None
+        if fault.kind in ("lose_response", "slow_response"):
+            self._after_faults[id(request)] = fault  # applied by _dispatch once the request was handled
+            return None
         if fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
             return None
@@ -714,13 +733,7 @@ class FakeAtlas:
                 headers={"Content-Type": "application/vnd.atlas.2023-01-01+json"},
             )
         if fault.kind == "reset":
-            transport = request.transport
-            if transport is not None:
-                sock = transport.get_extra_info("socket")
-                if sock is not None:
-                    # SO_LINGER 0 turns close() into a TCP RST, like a dropped load-balancer connection.
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                transport.abort()
+            _abort(request)
             return web.Response(status=500)
         raise ValueError(f"unknown fault kind {fault.kind!r}")
 
@@ -1180,6 +1193,16 @@ class FakeAtlas:
 
 
 # -- helpers ----------------------------------------------------------------------------------------
+
+
+def _abort(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # SO_LINGER 0 turns close() into a TCP RST, like a dropped load-balancer connection.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
 
 
 class _ApiFailure(Exception):
