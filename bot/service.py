@@ -628,8 +628,11 @@ class ChatOps:
         log.info("%s finished: %s", claimed.action, finished.state.value)
         await self.post_in_thread(finished, self.result_text(finished))
         await self.refresh_message(finished)
-        if finished.state is RequestState.SUCCEEDED and spec.verify is not None:
-            await self.post_in_thread(finished, await self._verification(spec, finished))
+        if finished.state in (RequestState.SUCCEEDED, RequestState.UNKNOWN) and spec.verify is not None:
+            # After an unknown outcome the read is what tells people whether it happened.
+            note = await self._verification(spec, finished)
+            if note:
+                await self.post_in_thread(finished, note)
 
     async def _target_changed(self, spec: ActionSpec[Any], request: ActionRequest) -> Outcome | None:
         """Read the preview again; stop unless the target is still what the approvers saw."""
@@ -666,6 +669,8 @@ class ChatOps:
             return ""
         if done:
             return f":white_check_mark: Verified: Atlas now shows that {spec.verified_state}."
+        if request.state is RequestState.UNKNOWN:
+            return f":warning: Read back from Atlas: it does not show that {spec.verified_state}. Check Atlas."
         return f":warning: Atlas accepted the call but does not yet show that {spec.verified_state}. Check Atlas."
 
     async def _call_atlas(self, spec: ActionSpec[Any], request: ActionRequest) -> Outcome:

@@ -2,7 +2,10 @@
 
 Versions come from the spec (NOTES.md section 0 lists dates in the public docs that are wrong).
 ``idempotent`` drives retries: a read timeout or a reset connection is retried only when repeating the
-call cannot do anything twice.
+call cannot do anything twice. The destructive writes are never repeated once they may have reached
+Atlas, although HTTP calls DELETE idempotent: the bot promises each approved action runs exactly once
+(a second JWKS revocation logs everyone out again), so a lost answer is reported as unknown and the
+target is read back instead.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ _TABLE: Final = (
         "DELETE",
         f"{_IDPS}/{{identityProviderId}}/jwks",
         "2023-11-15",
-        True,
+        False,
         (_FED, _IDP),
     ),
     Operation(
@@ -57,7 +60,7 @@ _TABLE: Final = (
         "DELETE",
         f"{_IDPS}/{{identityProviderId}}",
         "2023-11-15",
-        True,
+        False,
         (_FED, _IDP),
     ),
     Operation(
@@ -65,7 +68,7 @@ _TABLE: Final = (
         "DELETE",
         f"{_V2}/federationSettings/{{federationSettingsId}}",
         "2023-01-01",
-        True,
+        False,
         (_FED,),
     ),
     Operation(

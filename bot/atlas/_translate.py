@@ -122,7 +122,9 @@ def error_from_response(response: httpx.Response, *, operation: Operation, label
             detail=detail,
         )
 
-    unknown = status >= 500 and sent_api_request and not operation.idempotent
+    # 503 means Atlas (or its gateway) did not take the call; it is retried even for writes
+    # (see _retry.is_retryable). Any other 5xx on a write may hide a change that happened.
+    unknown = status >= 500 and status != 503 and sent_api_request and not operation.idempotent
     if api_error is None and oauth_error is None and status not in (502, 503, 504):
         # Gateways answer 502/503/504 with HTML as a matter of course; anything else without the
         # documented JSON body is a malformed response.

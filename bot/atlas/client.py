@@ -29,12 +29,8 @@ from bot.atlas._ratelimit import OAuthRateLimiter
 from bot.atlas._retry import RetryPolicy, backoff_delay, is_retryable
 from bot.atlas._translate import error_from_response, error_from_transport, parse_model
 from bot.atlas.errors import (
-    AtlasConnectionLostError,
     AtlasError,
-    AtlasNotFoundError,
     AtlasRateLimitError,
-    AtlasServerError,
-    AtlasTimeoutError,
     AtlasValidationError,
 )
 from bot.atlas.models import (
@@ -166,7 +162,6 @@ class AtlasClient:
         deadline = self._clock() + policy.deadline
         request_headers = {"Accept": operation.accept, **(headers or {})}
         attempt = 0
-        unanswered = False  # an earlier attempt reached Atlas, but its answer was lost
 
         def remaining_time() -> float:
             return deadline - self._clock()
@@ -197,9 +192,6 @@ class AtlasClient:
                 if response.is_success:
                     return response
                 error = error_from_response(response, operation=operation, label=label)
-            if unanswered and isinstance(error, AtlasNotFoundError) and operation.method == "DELETE":
-                error = _gone_after_unanswered(error)
-            unanswered = unanswered or _maybe_applied(error)
             logger.debug("atlas %s attempt %d failed: %s", label, attempt, type(error).__name__)
             if attempt >= policy.max_attempts or not is_retryable(error, operation):
                 _raise(error, cause)
@@ -368,31 +360,6 @@ class AtlasClient:
 
     async def get_service_account(self, org_id: str, client_id: str) -> ServiceAccount:
         return await self._get("getOrgServiceAccount", ServiceAccount, {"orgId": org_id, "clientId": client_id})
-
-
-def _maybe_applied(error: AtlasError) -> bool:
-    """Sent, with no answer that says whether Atlas acted: a lost or late answer, a gateway error."""
-    if isinstance(error, (AtlasTimeoutError, AtlasConnectionLostError)):
-        return True
-    return isinstance(error, AtlasServerError) and error.status in (502, 504)
-
-
-def _gone_after_unanswered(error: AtlasNotFoundError) -> AtlasNotFoundError:
-    """A retried delete finds nothing: most likely the attempt whose answer was lost deleted it.
-    Not a plain failure (it probably happened) and not a success (nobody saw it happen)."""
-    note = "An earlier attempt got no answer and has most likely deleted it already."
-    return AtlasNotFoundError(
-        f"{error.message}; {note}",
-        operation=error.operation,
-        status=error.status,
-        error_code=error.error_code,
-        detail=f"{error.detail or 'Not found.'} {note}",
-        retry_safe=False,
-        outcome_unknown=True,
-        api_error=error.api_error,
-        oauth_error=error.oauth_error,
-        retry_after=error.retry_after,
-    )
 
 
 def _raise(error: AtlasError, cause: BaseException | None) -> NoReturn:

@@ -212,13 +212,25 @@ async def test_connect_error_is_retried_then_reported(clock: FakeClock) -> None:
     assert clock.sleeps == [0.25, 0.5, 1.0]  # full jitter at 0.5 of 0.5, 1, 2
 
 
-async def test_connection_reset_on_delete_is_retried(
+async def test_connection_reset_on_a_read_is_retried(
     client: AtlasClient, fake: FakeAtlas, seed: dict[str, Any]
 ) -> None:
+    idp_id = seed["idps"]["oidc"]
+    fake.reset_connection("GET", rf"/identityProviders/{idp_id}$")
+    idp = await client.get_identity_provider(seed["federationSettingsId"], idp_id)
+    assert idp.id == idp_id
+    assert fake.count("getFederationSettingIdentityProvider") == 2
+
+
+async def test_connection_reset_on_a_delete_is_not_repeated_and_outcome_unknown(
+    client: AtlasClient, fake: FakeAtlas, seed: dict[str, Any]
+) -> None:
+    # DELETE is idempotent in HTTP terms, but each approved action must reach Atlas once at most.
     fake.reset_connection("DELETE", r"/jwks$")
-    await client.revoke_identity_provider_jwks(seed["federationSettingsId"], seed["idps"]["oidc"])
-    assert fake.count("revokeJwks") == 2
-    assert fake.idps[seed["idps"]["oidc"]]["jwksRevocations"] == 1
+    with pytest.raises(AtlasConnectionLostError) as caught:
+        await client.revoke_identity_provider_jwks(seed["federationSettingsId"], seed["idps"]["oidc"])
+    assert caught.value.outcome_unknown is True and caught.value.retry_safe is False
+    assert fake.count("revokeJwks") == 1
 
 
 async def test_connection_reset_on_post_is_not_retried_and_outcome_unknown(
@@ -232,12 +244,25 @@ async def test_connection_reset_on_post_is_not_retried_and_outcome_unknown(
     assert fake.count("revokeEmployeeAccess") == 1
 
 
-async def test_read_timeout_retried_for_delete(make_client: MakeClient, fake: FakeAtlas, seed: dict[str, Any]) -> None:
+async def test_read_timeout_retried_for_a_read(make_client: MakeClient, fake: FakeAtlas, seed: dict[str, Any]) -> None:
     client = make_client(timeout=0.2)
-    await client.list_orgs()  # token cached so the delay hits the DELETE itself
+    await client.list_orgs()  # token cached so the delay hits the read itself
+    idp_id = seed["idps"]["oidc"]
+    fake.delay("GET", rf"/identityProviders/{idp_id}$", 1.0)
+    await client.get_identity_provider(seed["federationSettingsId"], idp_id)
+    assert fake.count("getFederationSettingIdentityProvider") == 2
+
+
+async def test_read_timeout_not_retried_for_a_delete(
+    make_client: MakeClient, fake: FakeAtlas, seed: dict[str, Any]
+) -> None:
+    client = make_client(timeout=0.2)
+    await client.list_orgs()
     fake.delay("DELETE", r"/jwks$", 1.0)
-    await client.revoke_identity_provider_jwks(seed["federationSettingsId"], seed["idps"]["oidc"])
-    assert fake.count("revokeJwks") == 2
+    with pytest.raises(AtlasTimeoutError) as caught:
+        await client.revoke_identity_provider_jwks(seed["federationSettingsId"], seed["idps"]["oidc"])
+    assert caught.value.outcome_unknown is True
+    assert fake.count("revokeJwks") == 1
 
 
 async def test_read_timeout_not_retried_for_post(

@@ -87,17 +87,39 @@ async def test_max_attempts_bounds_retries(
 async def test_gateway_errors_are_retried_for_idempotent_calls(
     client: AtlasClient, fake: FakeAtlas, seed: dict[str, Any], status: int
 ) -> None:
-    fake.fail("DELETE", JWKS, status)
+    idp_id = seed["idps"]["oidc"]
+    fake.fail("GET", rf"/identityProviders/{idp_id}$", status)
+    await client.get_identity_provider(seed["federationSettingsId"], idp_id)
+    assert fake.count("getFederationSettingIdentityProvider") == 2
+
+
+async def test_503_on_a_delete_is_retried_because_atlas_did_not_act(
+    client: AtlasClient, fake: FakeAtlas, seed: dict[str, Any]
+) -> None:
+    fake.fail("DELETE", JWKS, 503)
     await _revoke(client, seed)
     assert fake.count("revokeJwks") == 2
+
+
+@pytest.mark.parametrize("status", [502, 504])
+async def test_502_and_504_on_a_delete_are_not_repeated_and_outcome_unknown(
+    client: AtlasClient, fake: FakeAtlas, seed: dict[str, Any], status: int
+) -> None:
+    # A gateway error may hide a delete that happened behind it.
+    fake.fail("DELETE", JWKS, status)
+    with pytest.raises(AtlasServerError) as caught:
+        await _revoke(client, seed)
+    assert caught.value.outcome_unknown is True
+    assert fake.count("revokeJwks") == 1
 
 
 async def test_gateway_html_page_is_a_retryable_server_error(
     client: AtlasClient, fake: FakeAtlas, seed: dict[str, Any]
 ) -> None:
-    fake.html("DELETE", JWKS, status=502)
-    await _revoke(client, seed)
-    assert fake.count("revokeJwks") == 2
+    idp_id = seed["idps"]["oidc"]
+    fake.html("GET", rf"/identityProviders/{idp_id}$", status=502)
+    await client.get_identity_provider(seed["federationSettingsId"], idp_id)
+    assert fake.count("getFederationSettingIdentityProvider") == 2
 
 
 async def test_504_on_the_post_is_not_retried_and_outcome_unknown(
