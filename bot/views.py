@@ -151,7 +151,7 @@ def help_message(registry: dict[str, ActionSpec[Any]]) -> Message:
         "*Atlas emergency actions* (each needs a second person to approve):",
         "• `/atlas`: choose the action and pick its target from Atlas in a form",
     ]
-    lines += [f"• `{spec.usage}`: {spec.title}" for spec in registry.values()]
+    lines += [f"• `{escape_mrkdwn(spec.usage)}`: {spec.title}" for spec in registry.values()]
     lines += [f"• `/atlas {name}`: {text}" for name, text in META_COMMANDS.items()]
     return Message(text="/atlas help", blocks=[_section("\n".join(lines))])
 
@@ -160,7 +160,8 @@ def plain_message(text: str, *, usage: str | None = None) -> Message:
     """An ephemeral answer. ``text`` must already be safe mrkdwn (our own words, validated ids)."""
     blocks: list[Block] = [_section(text)]
     if usage:
-        blocks.append(ContextBlock(elements=[_md(f"Usage: `{usage}`")]))
+        # Placeholders such as <groupId> would be read as Slack control sequences unescaped.
+        blocks.append(ContextBlock(elements=[_md(f"Usage: `{escape_mrkdwn(usage)}`")]))
     return Message(text=truncate(text, 300), blocks=blocks)
 
 

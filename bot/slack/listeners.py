@@ -133,7 +133,12 @@ def register(app: AsyncApp, service: ChatOps) -> None:
             await ack(response_action="errors", errors=checked)
             return
         await ack()
-        reply = await service.submit(checked)
+        try:
+            reply = await service.submit(checked)
+        except ChatOpsError as exc:
+            # A view submission has no response_url of its own, so the error handler could not
+            # reach the requester; the form's signed metadata carries the command's.
+            reply = plain_message(f":warning: {exc.user_message}")
         if reply is not None:
             await tell(reply, response_url=checked.response_url, channel=checked.channel_id, user=checked.user_id)
 

@@ -155,7 +155,7 @@ async def test_bad_arguments_get_a_specific_ephemeral_answer_and_nothing_happens
     body = response.json()
     assert body["response_type"] == "ephemeral"
     assert "clusterName" in body["text"] and "^[a-zA-Z0-9][a-zA-Z0-9-]*$" in json.dumps(body["blocks"])
-    assert "/atlas revoke-employee-access <groupId> <clusterName>" in json.dumps(body["blocks"])
+    assert "/atlas revoke-employee-access &lt;groupId&gt; &lt;clusterName&gt;" in json.dumps(body["blocks"])
     unknown = (await h.command("frobnicate")).json()
     assert "Unknown subcommand" in unknown["text"]
     assert h.fake_slack.calls_to("views.open") == []
