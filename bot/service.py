@@ -614,12 +614,19 @@ class ChatOps:
         async with leased(
             self.store, claimed.id, executor_id=self._replica_id, lease_seconds=self._lease_seconds
         ) as lease:
-            await self.post_in_thread(claimed, ":gear: Approved. Executing in Atlas now.")
-            await self.refresh_message(claimed)
-            outcome = await self._target_changed(spec, claimed)
-            if outcome is None:
-                lease.sent = True
-                outcome = await self._call_atlas(spec, claimed)
+            # Telling the channel runs beside the Atlas work instead of before it: two Slack round
+            # trips are not worth delaying an emergency action for. It is awaited before the result
+            # is posted, so the thread still reads "executing" then the result.
+            announced = asyncio.get_running_loop().create_task(self._announce_execution(claimed))
+            try:
+                outcome = await self._target_changed(spec, claimed)
+                if outcome is None:
+                    lease.sent = True
+                    outcome = await self._call_atlas(spec, claimed)
+            except BaseException:
+                announced.cancel()  # cancelled at the drain deadline, or failing: do not wait on Slack
+                raise
+            await announced
             finished = await lease.finish(state=state_for(outcome), outcome=outcome)
         if finished is None:
             log.warning("request %s was resolved by another replica before this one finished", claimed.short_id)
@@ -633,6 +640,10 @@ class ChatOps:
             note = await self._verification(spec, finished)
             if note:
                 await self.post_in_thread(finished, note)
+
+    async def _announce_execution(self, request: ActionRequest) -> None:
+        await self.post_in_thread(request, ":gear: Approved. Executing in Atlas now.")
+        await self.refresh_message(request)
 
     async def _target_changed(self, spec: ActionSpec[Any], request: ActionRequest) -> Outcome | None:
         """Read the preview again; stop unless the target is still what the approvers saw."""
