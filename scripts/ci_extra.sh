@@ -29,3 +29,4 @@ echo
 kill -TERM "$pid"
 wait "$pid"
 echo "serve stopped cleanly (exit 0)"
+echo "== benchmark, short mode (proves it still runs; figures are printed, never checked)" && python -m bench.run --short
