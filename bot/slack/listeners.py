@@ -42,16 +42,10 @@ def _ephemeral(message: Message) -> dict[str, Any]:
 
 
 def _click_input(body: dict[str, Any]) -> ClickInput:
-    user = body.get("user") or {}
+    user_id, team_id = _user(body)
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
     action = (body.get("actions") or [{}])[0]
-    return ClickInput(
-        user_id=str(user.get("id", "")),
-        # user.team_id is the clicker's own workspace; it differs from the app's in Slack Connect channels.
-        team_id=str(user.get("team_id") or (body.get("team") or {}).get("id", "")),
-        channel_id=channel,
-        request_id=str(action.get("value", "")),
-    )
+    return ClickInput(user_id=user_id, team_id=team_id, channel_id=channel, request_id=str(action.get("value", "")))
 
 
 def _view_values(view: dict[str, Any]) -> dict[str, str | None]:
@@ -120,11 +114,11 @@ def register(app: AsyncApp, service: ChatOps) -> None:
 
     @app.view(CONFIRM_CALLBACK_ID)
     async def on_confirm(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        user = body.get("user") or {}
+        user_id, team_id = _user(body)
         checked = service.check_submission(
             SubmissionInput(
-                user_id=str(user.get("id", "")),
-                team_id=str(user.get("team_id") or (body.get("team") or {}).get("id", "")),
+                user_id=user_id,
+                team_id=team_id,
                 private_metadata=str(view.get("private_metadata", "")),
                 values=_view_values(view),
             )
