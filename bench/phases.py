@@ -100,20 +100,28 @@ async def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-async def _await_results(stack: Stack, expected: set[str], *, stall: float = 30.0, cap: float = 900.0) -> None:
-    """Wait for a result post in every expected thread, or until none has come for ``stall`` seconds:
-    an overloaded bot may drop work (a request it never finishes is counted, not waited for)."""
-    deadline = time.monotonic() + cap
+# How long after the last click a result still counts. An overloaded bot leaves approvals to its
+# sweeper, which starts a few per pass: those trickle in for many minutes, long after anyone watching
+# the channel gave up, so they are counted as lost instead of being waited for.
+RESULT_WINDOW_SECONDS = 120.0
+
+
+async def _await_results(stack: Stack, expected: set[str], *, last_sent: float, stall: float = 30.0) -> float:
+    """Wait for a result post in every expected thread, until none has come for ``stall`` seconds, or
+    until :data:`RESULT_WINDOW_SECONDS` after the last click, whichever comes first; returns that
+    moment, the cut-off after which anything that still arrives counts as lost."""
+    deadline = last_sent + RESULT_WINDOW_SECONDS
     seen, changed = -1, time.monotonic()
     while time.monotonic() < deadline:
         got = len(expected & stack.watch.results.keys())
         if got == len(expected):
-            return
+            break
         if got != seen:
             seen, changed = got, time.monotonic()
         elif time.monotonic() - changed > stall:
-            return
+            break
         await asyncio.sleep(0.2)
+    return time.monotonic()
 
 
 def _p99_ms(values: list[float]) -> float:
@@ -214,14 +222,15 @@ async def click_phase(stack: Stack, load: Load, count: int, *, atlas_delay: floa
     bodies = click_bodies(stack, pending)
     cpu = stack.bot.cpu_seconds()
     clicks = await _send(stack, stack.bot, bodies, load)
-    await _await_results(stack, {p.message_ts for i, p in enumerate(pending) if clicks.status[i] == 200})
+    accepted = {p.message_ts for i, p in enumerate(pending) if clicks.status[i] == 200}
+    cutoff = await _await_results(stack, accepted, last_sent=max(clicks.sent))
     await settle(stack)
     bot_cpu = stack.bot.cpu_seconds() - cpu
     left = await stack.cancel_leftovers([p.request_id for p in pending])
-    deletes = _delete_arrivals(stack)
+    deletes = {idp: t for idp, t in _delete_arrivals(stack).items() if t <= cutoff}
     if not deletes:
         raise BenchmarkBroken(f"no Atlas DELETE arrived for {count} approvals ({load.label})")
-    results = stack.watch.results
+    results = {ts: r for ts, r in stack.watch.results.items() if r[0] <= cutoff}
     to_atlas, to_result = [], []
     for i, p in enumerate(pending):
         if p.idp_id in deletes:
@@ -346,7 +355,7 @@ async def busy_phase(stack: Stack, count: int, *, target: int, atlas_delay: floa
         refilling = False
         stack.watch.on_result = None
         stack.atlas.clear_faults()
-    await _await_results(stack, clicked)
+    await _await_results(stack, clicked, last_sent=time.monotonic())
     await settle(stack)
     # The supply not clicked in time stays pending; it must not swell the seeded pending count.
     await stack.cancel_leftovers([p.request_id for p in pending])

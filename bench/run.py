@@ -233,8 +233,8 @@ def render(report: BackendReport, options: Options) -> list[str]:
         "then the DELETE."
     )
     out.append(
-        "   lost: no HTTP 200 or no result in the thread before results stopped coming for 30 s; failed: the "
-        "result was not success;"
+        "   lost: no HTTP 200, or no result in the thread within 120 s of the last click (or 30 s without any); "
+        "failed: not success;"
     )
     out.append(
         "   left: approvals still unexecuted then, cancelled in the database so they cannot run under later cells"
