@@ -34,6 +34,10 @@ from tests.hostile.tally import fault
 from tests.slack_requests import sign
 
 SEALING_KEY = "sealing-key-" + secrets.token_hex(16)
+# These tests look for leaks, not for timeouts. One CI run failed in the first submission, while
+# the bot read from Atlas under the hostile harness's 0.5 s timeout with every logger at DEBUG; it
+# did not fail again in 30 runs here, loaded or not, so the timeout is only the likely cause.
+GENEROUS_ATLAS_TIMEOUT = 5.0
 _FORMATTER = logging.Formatter("%(levelname)s %(name)s %(message)s")
 
 
@@ -110,7 +114,9 @@ async def run_every_flow(h: HostileHarness) -> list[str]:
 
 async def test_no_secret_leaks_from_any_flow(database_url: str, caplog: pytest.LogCaptureFixture) -> None:
     capture_everything(caplog)
-    async with hostile_bot(database_url, extra_env={"ATLAS_CHATOPS_SECRET_KEY": SEALING_KEY}) as h:
+    async with hostile_bot(
+        database_url, extra_env={"ATLAS_CHATOPS_SECRET_KEY": SEALING_KEY}, atlas_timeout=GENEROUS_ATLAS_TIMEOUT
+    ) as h:
         tokens = await run_every_flow(h)
         # The revoked token is dead at Atlas, the other two are not (one failed, one withdrawn).
         assert h.fake_atlas.tokens[tokens[0]]["revoked"] and not h.fake_atlas.tokens[tokens[2]]["revoked"]
@@ -138,7 +144,7 @@ async def test_an_api_private_key_never_leaks_either(database_url: str, caplog: 
         "MONGODB_ATLAS_PUBLIC_API_KEY": public_key,
         "MONGODB_ATLAS_PRIVATE_API_KEY": private_key,
     }
-    async with hostile_bot(database_url, extra_env=env) as h:
+    async with hostile_bot(database_url, extra_env=env, atlas_timeout=GENEROUS_ATLAS_TIMEOUT) as h:
         h.fake_atlas.add_api_key(public_key, private_key)
         assert h.bot.atlas._auth.__class__.__name__ == "DigestAuth"
         fed, idp = seed_oidc_idp(h)
