@@ -383,6 +383,7 @@ class SaturationStep:
     achieved: float  # requests per second the generator actually sent
     ack: Summary | None
     errors: int
+    opened: Summary | None  # the bot only: command sent -> views.open
 
 
 @dataclass
@@ -424,18 +425,25 @@ async def saturation(
     while rate <= ceiling:
         stack.reset_observations()
         count = max(min_requests, int(rate * seconds))
-        bodies, _ = command_bodies(stack, count, tag=f"sat-{server.name}")
+        bodies, triggers = command_bodies(stack, count, tag=f"sat-{server.name}")
         result = await _send(stack, server, bodies, Load(f"{rate:.0f}/s", rate=rate))
+        if server is stack.bot:
+            await settle(stack)
         span = max(result.sent) - min(result.sent)
         ack = Summary.of(result.latencies())
+        opened = Summary.of(
+            stack.watch.opened[t] - result.sent[i] for i, t in enumerate(triggers) if t in stack.watch.opened
+        )
         steps.append(
             SaturationStep(
-                rate=rate, achieved=(count - 1) / span if span > 0 else 0.0, ack=ack, errors=count - len(result.ok)
+                rate=rate,
+                achieved=(count - 1) / span if span > 0 else 0.0,
+                ack=ack,
+                errors=count - len(result.ok),
+                opened=opened,
             )
         )
         progress(f"saturation {server.name} {rate:.0f}/s: p99 {ack.p99 * 1000 if ack else float('nan'):.1f} ms")
-        if server is stack.bot:
-            await settle(stack)
         if ack is None or steps[-1].errors:
             stopped_by = f"requests failed at {rate:.0f}/s"
             break

@@ -26,6 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import cast
 
 from bench.phases import (
@@ -59,6 +60,8 @@ SATURATION_SHARE_MIN = 0.5
 SATURATION_P99_LIMIT = 0.100
 RSS_MAX_BYTES = 200_000_000
 
+PHASES = ("ack", "click", "busy", "pending", "saturation")
+
 
 @dataclass
 class Options:
@@ -76,6 +79,8 @@ class Options:
     short: bool
     bot_args: list[str] | None
     profile: str | None
+    logs: Path | None
+    phases: frozenset[str]
 
 
 @dataclass
@@ -90,6 +95,7 @@ class BackendReport:
     pending_list: PendingListResult | None = None
     rss_start_kib: int = 0
     rss_peak_kib: int = 0
+    rss_by_phase: list[tuple[str, int]] = field(default_factory=list)  # (phase, VmHWM after it)
     load_start: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_end: tuple[float, float, float] = (0.0, 0.0, 0.0)
     seconds: float = 0.0
@@ -104,40 +110,55 @@ async def measure(backend: Backend, options: Options) -> BackendReport:
     report = BackendReport(backend=backend, seeded=options.seed_pending, load_start=os.getloadavg())
     started = time.monotonic()
     progress(f"[{backend}] starting fakes, seeding {options.seed_pending} pending requests, starting bot and baseline")
-    async with running_stack(backend, seed_pending_count=options.seed_pending, bot_command=options.bot_args) as stack:
+    async with running_stack(
+        backend, seed_pending_count=options.seed_pending, bot_command=options.bot_args, keep_logs=options.logs
+    ) as stack:
         report.rss_start_kib = stack.idle_rss_kib
+
+        def peak(phase: str) -> None:
+            # VmHWM only grows: the phase after which it jumped is the one that needed the memory.
+            report.rss_by_phase.append((phase, stack.bot.memory_kib("VmHWM")))
+
         profiler = await start_profiler(stack.bot.pid, f"{options.profile}.{backend}.txt") if options.profile else None
         # Warm-up, not measured: first requests pay for lazy imports, auth.test, the user-group
         # cache, the Atlas token and connection set-up.
         await ack_phase(stack, Load("warm-up", rate=50), 20 if options.short else 100)
         await click_phase(stack, Load("warm-up", concurrency=4), 10, atlas_delay=0)
-        for load in LOADS:
+        for load in LOADS if "ack" in options.phases else ():
             progress(f"[{backend}] ack {load.label}")
             row = await ack_phase(stack, load, options.requests)
             report.acks.append(row)
+            peak(f"ack {load.label}")
             progress(f"    bot {ms(row.bot)}  baseline {ms(row.baseline)}  views.open {ms(row.opened)}")
-        for delay, load, count in options.click_cells:
+        for delay, load, count in options.click_cells if "click" in options.phases else ():
             progress(f"[{backend}] approve click {load.label}, Atlas +{delay * 1000:.0f} ms")
             click = await click_phase(stack, load, count, atlas_delay=delay)
             report.clicks.append(click)
+            peak(f"click {load.label} +{delay * 1000:.0f}ms")
             progress(f"    ack {ms(click.ack)}  -> Atlas {ms(click.to_atlas)}  -> result {ms(click.to_result)}")
-        progress(f"[{backend}] ack with {options.busy_target} slow executions in flight")
-        report.busy = await busy_phase(
-            stack, options.requests, target=options.busy_target, atlas_delay=options.busy_delay
-        )
-        progress(f"[{backend}] /atlas pending")
-        report.pending_list = await pending_list_phase(stack, 20)
-        progress(f"[{backend}] saturation")
-        search = {
-            "step": options.sat_step,
-            "seconds": options.sat_seconds,
-            "min_requests": options.sat_min_requests,
-            "limit": SATURATION_P99_LIMIT,
-            "ceiling": options.sat_ceiling,
-        }
-        report.sat_baseline = await saturation(stack, stack.baseline, **search)
-        report.sat_bot = await saturation(stack, stack.bot, **search)
-        await settle(stack)
+        if "busy" in options.phases:
+            progress(f"[{backend}] ack with {options.busy_target} slow executions in flight")
+            report.busy = await busy_phase(
+                stack, options.requests, target=options.busy_target, atlas_delay=options.busy_delay
+            )
+            peak("busy")
+        if "pending" in options.phases:
+            progress(f"[{backend}] /atlas pending")
+            report.pending_list = await pending_list_phase(stack, 20)
+            peak("/atlas pending")
+        if "saturation" in options.phases:
+            progress(f"[{backend}] saturation")
+            search = {
+                "step": options.sat_step,
+                "seconds": options.sat_seconds,
+                "min_requests": options.sat_min_requests,
+                "limit": SATURATION_P99_LIMIT,
+                "ceiling": options.sat_ceiling,
+            }
+            report.sat_baseline = await saturation(stack, stack.baseline, **search)
+            report.sat_bot = await saturation(stack, stack.bot, **search)
+            await settle(stack)
+            peak("saturation")
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             await profiler.wait()
@@ -177,90 +198,114 @@ def _mb(kib: int) -> str:
 
 
 def render(report: BackendReport, options: Options) -> list[str]:
-    out: list[str] = []
     name = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[report.backend]
-    w = 26  # one "p50 / p99 / max" column
-    out.append("")
-    out.append(
+    out = [
+        "",
         f"=== {name}: {report.seeded:,} pending requests seeded; {options.requests:,} requests per ack cell, "
-        f"{options.flow_requests:,} per click cell (5/s reference: its own count)"
-    )
-    out.append(f"    load average at start {_load(report.load_start)}")
-    out.append("")
-    out.append("1. ack latency of /atlas revoke-jwks, request sent -> HTTP 200 (ms, p50 / p99 / max)")
-    out.append(
-        f"   {'load':<12}{'bot':<{w}}{'baseline (bare Bolt)':<{w}}{'bot/baseline':<21}"
-        f"{'non-200':<9}{'CPU ms/cmd':<12}gen. lag p99"
-    )
-    for row in report.acks:
+        f"{options.flow_requests:,} per click cell (5/s reference: its own count)",
+        f"    load average at start {_load(report.load_start)}",
+    ]
+    if report.acks:
+        out += _render_acks(report.acks) + _render_opens(report.acks)
+    if report.clicks:
+        out += _render_clicks(report.clicks)
+    if report.busy is not None:
+        out += _render_busy(report.busy)
+    out += _render_capacity(report, options)
+    out += ["", f"   {name} took {report.seconds:.0f} s; load average at end {_load(report.load_end)}"]
+    if report.bot_log:
+        out.append("   bot WARNING/ERROR log lines (by logger and first words):")
+        for line, n in sorted(report.bot_log.items(), key=lambda kv: -kv[1])[:10]:
+            out.append(f"     {n:>6} x {line}")
+    return out
+
+
+W = 29  # one "p50 / p99 / max" column
+
+
+def _render_acks(rows: list[AckRow]) -> list[str]:
+    out = [
+        "",
+        "1. ack latency of /atlas revoke-jwks, request sent -> HTTP 200 (ms, p50 / p99 / max)",
+        f"   {'load':<12}{'bot':<{W}}{'baseline (bare Bolt)':<{W}}{'bot/baseline':<21}"
+        f"{'non-200':<9}{'CPU ms/cmd':<12}gen. lag p99",
+    ]
+    for row in rows:
         out.append(
-            f"   {row.load.label:<12}{ms(row.bot):<{w}}{ms(row.baseline):<{w}}{ratio(row.bot, row.baseline):<21}"
+            f"   {row.load.label:<12}{ms(row.bot):<{W}}{ms(row.baseline):<{W}}{ratio(row.bot, row.baseline):<21}"
             f"{f'{row.bot_errors}/{row.baseline_errors}':<9}{f'{row.bot_cpu_ms:.1f}/{row.baseline_cpu_ms:.1f}':<12}"
             f"{row.lag_p99_ms:.1f} ms"
         )
-    t1 = next((r for r in report.acks if r.load.rate == 200), None)
+    t1 = next((r for r in rows if r.load.rate == 200), None)
     if t1 is not None and t1.bot is not None and t1.baseline is not None:
         ok = t1.bot.p99 <= ACK_RATIO_MAX * t1.baseline.p99 and t1.bot.p99 < ACK_P99_MAX
         out.append(
             f"   target at 200/s: bot p99 {t1.bot.p99 * 1000:.1f} ms = {t1.bot.p99 / t1.baseline.p99:.2f}x baseline; "
             f"needs <= {ACK_RATIO_MAX}x and < {ACK_P99_MAX * 1000:.0f} ms  [{verdict(ok)}]"
         )
-    out.append("")
-    out.append("2. command sent -> views.open arriving at the fake Slack, the trigger_id window (ms)")
-    out.append(
-        f"   {'load':<12}{'p50 / p99 / max':<{w}}{'missing':<9}{'> 3 s':<7}target p99 < {OPEN_P99_MAX * 1000:.0f} ms"
-    )
-    for row in report.acks:
+    return out
+
+
+def _render_opens(rows: list[AckRow]) -> list[str]:
+    out = [
+        "",
+        "2. command sent -> views.open arriving at the fake Slack, the trigger_id window (ms)",
+        f"   {'load':<12}{'p50 / p99 / max':<{W}}{'missing':<9}{'> 3 s':<7}target p99 < {OPEN_P99_MAX * 1000:.0f} ms",
+    ]
+    for row in rows:
         ok = row.opened is not None and row.opened.p99 < OPEN_P99_MAX and row.not_opened == 0
-        out.append(f"   {row.load.label:<12}{ms(row.opened):<{w}}{row.not_opened:<9}{row.late_opens:<7}[{verdict(ok)}]")
-    out.append("")
-    out.append("3. Approve click sent -> the Atlas DELETE arrives / -> the result is posted in the thread (ms)")
-    out.append(
-        f"   {'Atlas':<9}{'load':<12}{'click ack':<{w}}{'-> Atlas DELETE':<{w}}{'-> result in thread':<{w}}"
-        f"{'lost/failed/left':<17}{'CPU ms/click':<13}target p50 < {CLICK_TO_ATLAS_P50_MAX * 1000:.0f} ms"
-    )
-    for c in report.clicks:
+        out.append(f"   {row.load.label:<12}{ms(row.opened):<{W}}{row.not_opened:<9}{row.late_opens:<7}[{verdict(ok)}]")
+    return out
+
+
+def _render_clicks(rows: list[ClickRow]) -> list[str]:
+    out = [
+        "",
+        "3. Approve click sent -> the Atlas DELETE arrives / -> the result is posted in the thread (ms)",
+        f"   {'Atlas':<9}{'load':<12}{'click ack':<{W}}{'-> Atlas DELETE':<{W}}{'-> result in thread':<{W}}"
+        f"{'lost/failed/left':<17}{'CPU ms/click':<13}target p50 < {CLICK_TO_ATLAS_P50_MAX * 1000:.0f} ms",
+    ]
+    for c in rows:
         atlas = "instant" if not c.atlas_delay else f"+{c.atlas_delay * 1000:.0f} ms"
         target = ""
         if not c.atlas_delay:
             target = f"[{verdict(c.to_atlas is not None and c.to_atlas.p50 < CLICK_TO_ATLAS_P50_MAX)}]"
         out.append(
-            f"   {atlas:<9}{c.load.label:<12}{ms(c.ack):<{w}}{ms(c.to_atlas):<{w}}{ms(c.to_result):<{w}}"
+            f"   {atlas:<9}{c.load.label:<12}{ms(c.ack):<{W}}{ms(c.to_atlas):<{W}}{ms(c.to_result):<{W}}"
             f"{f'{c.errors + c.no_result}/{c.failed}/{c.left}':<17}{c.bot_cpu_ms:<13.1f}{target}"
         )
-    out.append(
+    out += [
         "   A slow Atlas is slow on every API request: the 3 preview reads the bot repeats before executing, "
-        "then the DELETE."
-    )
-    out.append(
+        "then the DELETE.",
         "   lost: no HTTP 200, or no result in the thread within 120 s of the last click (or 30 s without any); "
-        "failed: not success;"
-    )
-    out.append(
-        "   left: approvals still unexecuted then, cancelled in the database so they cannot run under later cells"
-    )
-    busy = report.busy
-    if busy is not None:
-        out.append("")
-        out.append(
-            f"4. ack latency at {busy.load.label} while {busy.target} executions are in flight against a fake Atlas "
-            f"taking {busy.atlas_delay:.0f} s per request (ms)"
-        )
-        out.append(f"   {'idle':<12}{ms(busy.idle)}")
-        ok = busy.idle is not None and busy.busy is not None and busy.busy.p99 <= BUSY_RATIO_MAX * busy.idle.p99
-        rel = f"{busy.busy.p99 / busy.idle.p99:.2f}x" if busy.busy and busy.idle else "-"
-        out.append(f"   {'busy':<12}{ms(busy.busy):<{w}}p99 {rel} idle; target <= {BUSY_RATIO_MAX}x  [{verdict(ok)}]")
-        out.append(
-            f"   executions in flight while measuring (min/median/max) {'/'.join(map(str, busy.executions))}; "
-            f"requests open at Atlas {'/'.join(map(str, busy.atlas_requests))}; executions finished "
-            f"{busy.finished} ({busy.failed} not succeeded); non-200 acks {busy.errors}"
-        )
-    out.append("")
-    out.append(
+        "failed: not success;",
+        "   left: approvals still unexecuted then, cancelled in the database so they cannot run under later cells",
+    ]
+    return out
+
+
+def _render_busy(busy: BusyResult) -> list[str]:
+    ok = busy.idle is not None and busy.busy is not None and busy.busy.p99 <= BUSY_RATIO_MAX * busy.idle.p99
+    rel = f"{busy.busy.p99 / busy.idle.p99:.2f}x" if busy.busy and busy.idle else "-"
+    return [
+        "",
+        f"4. ack latency at {busy.load.label} while {busy.target} executions are in flight against a fake Atlas "
+        f"taking {busy.atlas_delay:.0f} s per request (ms)",
+        f"   {'idle':<12}{ms(busy.idle)}",
+        f"   {'busy':<12}{ms(busy.busy):<{W}}p99 {rel} idle; target <= {BUSY_RATIO_MAX}x  [{verdict(ok)}]",
+        f"   executions in flight while measuring (min/median/max) {'/'.join(map(str, busy.executions))}; "
+        f"requests open at Atlas {'/'.join(map(str, busy.atlas_requests))}; executions finished "
+        f"{busy.finished} ({busy.failed} not succeeded); non-200 acks {busy.errors}",
+    ]
+
+
+def _render_capacity(report: BackendReport, options: Options) -> list[str]:
+    out = [
+        "",
         f"5. saturation: highest open-loop rate with ack p99 < {SATURATION_P99_LIMIT * 1000:.0f} ms "
         f"(from {options.sat_step:.0f}/s up, {options.sat_seconds:g} s and >= {options.sat_min_requests} "
-        "requests per step)"
-    )
+        "requests per step)",
+    ]
     for sat in (report.sat_bot, report.sat_baseline):
         if sat is None:
             continue
@@ -268,7 +313,10 @@ def render(report: BackendReport, options: Options) -> list[str]:
         out.append(f"   {sat.name:<9}{best:>7}   stopped: {sat.stopped_by}")
         steps = [f"{s.rate:.0f}:{s.ack.p99 * 1000:.0f}" if s.ack else f"{s.rate:.0f}:-" for s in sat.steps]
         for i in range(0, len(steps), 12):
-            out.append(f"   {'':<16}{'rate/s:p99 ms ' if i == 0 else '':<15}{'  '.join(steps[i : i + 12])}")
+            out.append(f"   {'':<16}{'rate/s:ack p99 ms ' if i == 0 else '':<19}{'  '.join(steps[i : i + 12])}")
+        if any(s.opened for s in sat.steps):
+            opens = [f"{s.rate:.0f}:{s.opened.p99 * 1000:.0f}" if s.opened else f"{s.rate:.0f}:-" for s in sat.steps]
+            out.append(f"   {'':<16}{'views.open p99 ms ':<19}{'  '.join(opens)}")
     if report.sat_bot is not None and report.sat_baseline is not None:
         bot_best = report.sat_bot.best or 0.0
         base_best = report.sat_baseline.best or 0.0
@@ -281,18 +329,15 @@ def render(report: BackendReport, options: Options) -> list[str]:
         f"requests in the database ({_mb(report.rss_start_kib)} right after start); "
         f"target < {RSS_MAX_BYTES / 1e6:.0f} MB  [{verdict(ok)}]"
     )
+    by_phase = [f"{phase} {kib * 1024 / 1e6:.0f}" for phase, kib in report.rss_by_phase]
+    for i in range(0, len(by_phase), 6):
+        out.append(f"   {'VmHWM MB after: ' if i == 0 else '':<18}{' | '.join(by_phase[i : i + 6])}")
     if report.pending_list is not None:
         pl = report.pending_list
         out.append(
             f"   /atlas pending in a channel holding {report.seeded // 40:,} of them (closed c=1): "
             f"ack {ms(pl.ack).strip()} ms, replies {pl.replies}/{pl.sent}"
         )
-    out.append("")
-    out.append(f"   {name} took {report.seconds:.0f} s; load average at end {_load(report.load_end)}")
-    if report.bot_log:
-        out.append("   bot WARNING/ERROR log lines:")
-        for line, n in sorted(report.bot_log.items(), key=lambda kv: -kv[1])[:8]:
-            out.append(f"     {n:>6} x {line}")
     return out
 
 
@@ -327,6 +372,12 @@ def parse(argv: Sequence[str] | None) -> Options:
         "--bot-args", help="how to start the bot, after the interpreter (default: '-m bot serve'); for A/B runs"
     )
     parser.add_argument("--profile", metavar="PREFIX", help="record the bot with py-spy into PREFIX.<backend>.txt")
+    parser.add_argument("--logs", type=Path, metavar="DIR", help="keep the bot's and the baseline's logs in DIR")
+    parser.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help=f"comma-separated subset of {','.join(PHASES)} (default: all), e.g. to repeat one figure after a change",
+    )
     args = parser.parse_args(argv)
     short = bool(args.short)
     backends = args.backends or ("sqlite" if short else "sqlite,postgresql")
@@ -347,6 +398,8 @@ def parse(argv: Sequence[str] | None) -> Options:
         short=short,
         bot_args=shlex.split(args.bot_args) if args.bot_args else None,
         profile=args.profile,
+        logs=args.logs,
+        phases=frozenset(p.strip() for p in args.phases.split(",") if p.strip()),
     )
 
 
@@ -373,6 +426,9 @@ async def amain(options: Options) -> int:
         if backend not in ("sqlite", "postgresql"):
             print(f"bench: unknown backend {backend!r}", file=sys.stderr)
             return 2
+    if unknown := options.phases - set(PHASES):
+        print(f"bench: unknown phase(s) {', '.join(sorted(unknown))}; choose from {', '.join(PHASES)}", file=sys.stderr)
+        return 2
     if "postgresql" in options.backends and (why := await pg_reachable()) is not None:
         print(f"bench: PostgreSQL is not reachable ({why}); use --backends sqlite", file=sys.stderr)
         return 2

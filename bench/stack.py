@@ -240,7 +240,8 @@ class ServerProcess:
         found: Counter[str] = Counter()
         with contextlib.suppress(OSError):
             for line in self.log_path.read_text(errors="replace").splitlines():
-                match = re.search(r" (WARNING|ERROR) ([\w.]+): (.{0,60})", line)
+                # "<time> LEVEL logger [request id]: message" (the id is absent in older formats)
+                match = re.search(r" (WARNING|ERROR) ([\w.]+)(?: \[[^\]]*\])?: (.{0,60})", line)
                 if match:
                     found[f"{match.group(1)} {match.group(2)}: {match.group(3)}"] += 1
         return found
@@ -475,6 +476,15 @@ async def _real_preview(atlas_env: dict[str, str], federation_id: str, idp_id: s
         return await spec.preview(ExecutionContext(atlas=client), args)
 
 
+def _clean_up(workdir: Path, *, keep_logs: Path | None, prefix: str) -> None:
+    # Synchronous on purpose: it runs once, after every process of the run has stopped.
+    if keep_logs is not None:
+        keep_logs.mkdir(parents=True, exist_ok=True)
+        for log in workdir.glob("*.log"):
+            shutil.copy(log, keep_logs / f"{prefix}-{log.name}")
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
 def _child_env(extra: dict[str, str]) -> dict[str, str]:
     # Nothing of the caller's own Slack/Atlas/database configuration may leak into the children.
     prefixes = ("SLACK_", "MONGODB_ATLAS_", "DATABASE_URL", "ATLAS_CHATOPS_", "PORT", "HOST", "LOG_")
@@ -485,13 +495,17 @@ def _child_env(extra: dict[str, str]) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    backend: Backend, *, seed_pending_count: int, bot_command: Sequence[str] | None = None
+    backend: Backend,
+    *,
+    seed_pending_count: int,
+    bot_command: Sequence[str] | None = None,
+    keep_logs: Path | None = None,
 ) -> AsyncIterator[Stack]:
     """Fakes, a fresh database with ``seed_pending_count`` pending requests, the bot, the baseline
     and the load process; all of it torn down (database dropped) on the way out.
 
     ``bot_command`` replaces ``python -m bot serve`` (arguments after the interpreter), e.g. to run
-    a patched build for an A/B comparison.
+    a patched build for an A/B comparison; ``keep_logs`` is a folder to copy the servers' logs to.
     """
     watch = Watch()
     slack = ObservedSlack(watch, bot_token=BOT_TOKEN)
@@ -571,4 +585,4 @@ async def running_stack(
         await slack.stop()
         await atlas.stop()
         await drop_database(database_url)
-        shutil.rmtree(workdir, ignore_errors=True)
+        _clean_up(workdir, keep_logs=keep_logs, prefix=backend)

@@ -34,12 +34,12 @@ class Summary:
         return cls(n=len(ordered), p50=percentile(ordered, 0.50), p99=percentile(ordered, 0.99), max=ordered[-1])
 
     def ms(self) -> str:
-        return f"{self.p50 * 1000:6.1f} /{self.p99 * 1000:7.1f} /{self.max * 1000:7.1f}"
+        return f"{self.p50 * 1000:7.1f} /{self.p99 * 1000:8.1f} /{self.max * 1000:8.1f}"
 
 
 def ms(summary: Summary | None) -> str:
     """``p50 / p99 / max`` in ms, or a dash when nothing was measured."""
-    return summary.ms() if summary is not None else f"{'-':>6} /{'-':>7} /{'-':>7}"
+    return summary.ms() if summary is not None else f"{'-':>7} /{'-':>8} /{'-':>8}"
 
 
 def ratio(a: Summary | None, b: Summary | None) -> str:
