@@ -28,6 +28,7 @@ from bot.atlas._operations import OAUTH_REVOKE, OPERATIONS, Operation
 from bot.atlas._ratelimit import OAuthRateLimiter
 from bot.atlas._retry import RetryPolicy, backoff_delay, is_retryable
 from bot.atlas._translate import error_from_response, error_from_transport, parse_model
+from bot.atlas._transport import MethodSplitTransport
 from bot.atlas.errors import (
     AtlasError,
     AtlasRateLimitError,
@@ -101,12 +102,22 @@ class AtlasClient:
     ) -> None:
         self._auth = auth
         self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(
-            base_url=base_url,
-            transport=transport,
-            headers={"User-Agent": USER_AGENT},
-            follow_redirects=False,
-        )
+        if http_client is None:
+            if transport is None:
+                # Reads over aiohttp, writes over httpx's own transport (see _transport). Mounted for
+                # all:// rather than passed as transport= so HTTP(S)_PROXY/NO_PROXY from the
+                # environment still apply: httpx ignores them when given a transport, and a proxy
+                # mount (more specific than all://) wins over this one.
+                routing: dict[str, Any] = {"mounts": {"all://": MethodSplitTransport()}}
+            else:
+                routing = {"transport": transport}
+            http_client = httpx.AsyncClient(
+                base_url=base_url,
+                headers={"User-Agent": USER_AGENT},
+                follow_redirects=False,
+                **routing,
+            )
+        self._http = http_client
         self._timeout = timeout
         self.retry = retry or RetryPolicy()
         if oauth_limiter is None:

@@ -1,0 +1,204 @@
+"""httpx transports for the Atlas client: reads over aiohttp, writes over httpx's own transport.
+
+Why two transports:
+
+* CPU. httpx's default transport (httpcore's connection pool with its anyio locks and cancel scopes)
+  costs about 1.5 ms of CPU per request at a concurrency of 20 on our hosts; the same
+  ``httpx.AsyncClient`` over aiohttp costs about 0.3 ms (encode/httpx#3215, "httpx.AsyncClient has
+  much worse performance than aiohttp.ClientSession with concurrent requests"). The bot's previews and
+  pickers are GETs, so reads go through :class:`AiohttpReadTransport`. ``httpx.AsyncClient`` stays
+  on top: auth flows, our retries and the error translation in ``_translate`` all work on httpx types.
+* Safety. ``aiohttp.ClientSession`` silently sends a request again when the connection drops and its
+  method is in ``aiohttp.client.IDEMPOTENT_METHODS``, which includes DELETE. The bot's destructive
+  DELETEs (revoke JWKS, delete IdP, delete federation) must never reach Atlas twice, so POST, DELETE
+  and every other method keep using ``httpx.AsyncHTTPTransport``, which never resends. For GETs the
+  resend is switched off too, so the client's ``RetryPolicy`` (backoff, deadline, attempt count) is
+  the only place a request is repeated.
+
+Every aiohttp failure becomes the httpx exception that says whether the request can have reached the
+server (see :func:`_map_error`). Messages name the exception class, the method and the URL path;
+aiohttp exceptions are not chained, because ``ClientResponseError`` carries the request headers
+(the bearer token) in its ``request_info``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aiohttp
+import httpx
+import yarl
+
+__all__ = ["READ_METHODS", "AiohttpReadTransport", "MethodSplitTransport"]
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+# httpx always sends these itself; aiohttp must not add its own (e.g. an Accept-Encoding listing
+# codings httpx cannot decode, or its User-Agent).
+_SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent")
+
+# str() of these never includes request headers: OS errors, host:port, parser and timeout messages.
+# ClientResponseError is left out: its str has the URL with the query, its repr has the headers.
+_SAFE_TO_QUOTE = (aiohttp.ClientOSError, aiohttp.ServerConnectionError, aiohttp.ClientPayloadError)
+
+
+class AiohttpReadTransport(httpx.AsyncBaseTransport):
+    """Send httpx requests through one lazily created ``aiohttp.ClientSession``.
+
+    Meant for GET/HEAD only (see the module docstring): it reads the whole body before returning and
+    hands httpx the raw, still encoded bytes, so httpx decodes Content-Encoding as with its own
+    transport. Use through :class:`MethodSplitTransport`.
+    """
+
+    def __init__(self, *, limit: int = 100, keepalive_timeout: float = 5.0) -> None:
+        self._limit = limit
+        self._keepalive_timeout = keepalive_timeout  # httpx's default keep-alive expiry
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        # Created on first use so it binds to the running loop; no await between check and set.
+        session = self._session
+        if session is None:
+            if self._closed:
+                raise RuntimeError("AiohttpReadTransport is closed")
+            connector = aiohttp.TCPConnector(
+                limit=self._limit,
+                keepalive_timeout=self._keepalive_timeout,
+                ssl=httpx.create_ssl_context(),  # verification as httpx's default (honours SSL_CERT_FILE)
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
+                skip_auto_headers=_SKIP_AUTO_HEADERS,
+                auto_decompress=False,
+                trust_env=False,
+            )
+            # aiohttp resends GET/HEAD (and PUT/DELETE) once on a dropped connection; aiohttp's own
+            # test client switches it off the same way. Our RetryPolicy is the one place to retry.
+            if hasattr(session, "_retry_connection"):
+                session._retry_connection = False
+            self._session = session
+        return session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        session = self._get_session()
+        url = request.url
+        if url.userinfo:
+            url = url.copy_with(userinfo=b"")  # httpcore never sends userinfo; aiohttp would turn it into auth
+        body = await request.aread()
+        error: httpx.TransportError
+        try:
+            async with session.request(
+                request.method,
+                yarl.URL(str(url), encoded=True),  # httpx has percent-encoded it; do not requote
+                headers=request.headers.multi_items(),
+                data=body or None,
+                allow_redirects=False,
+                auto_decompress=False,
+                timeout=_client_timeout(request.extensions.get("timeout")),
+            ) as response:
+                content = await response.read()
+                version = response.version or aiohttp.HttpVersion11
+                return httpx.Response(
+                    response.status,
+                    headers=response.raw_headers,
+                    stream=httpx.ByteStream(content),
+                    request=request,
+                    extensions={
+                        "http_version": f"HTTP/{version.major}.{version.minor}".encode(),
+                        "reason_phrase": (response.reason or "").encode("latin-1", "replace"),
+                    },
+                )
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            error = _map_error(exc, request)
+        # Raised outside the except block so the aiohttp exception is neither __cause__ nor __context__.
+        raise error
+
+    async def aclose(self) -> None:
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+
+class MethodSplitTransport(httpx.AsyncBaseTransport):
+    """GET and HEAD over :class:`AiohttpReadTransport`; POST, DELETE and the rest over httpx's own.
+
+    Reads take the faster aiohttp path (encode/httpx#3215); writes stay on ``httpx.AsyncHTTPTransport``
+    because aiohttp silently resends requests of its IDEMPOTENT_METHODS, DELETE included, when the
+    connection drops, and a destructive DELETE that may have reached Atlas must never be sent twice.
+    """
+
+    def __init__(
+        self,
+        *,
+        reads: httpx.AsyncBaseTransport | None = None,
+        writes: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.reads = reads or AiohttpReadTransport()
+        self.writes = writes or httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        transport = self.reads if request.method in READ_METHODS else self.writes
+        return await transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        try:
+            await self.reads.aclose()
+        finally:
+            await self.writes.aclose()
+
+
+def _client_timeout(timeout: Mapping[str, float | None] | None) -> aiohttp.ClientTimeout:
+    """httpx's {connect, read, write, pool} as aiohttp timeouts (aiohttp has no write timeout).
+
+    aiohttp's ``connect`` covers waiting for a pooled connection plus connecting, so it gets
+    pool + connect; ``sock_connect`` bounds the connect itself and ``sock_read`` each read.
+    """
+    if not timeout:
+        return aiohttp.ClientTimeout(total=None)
+    connect, read, pool = timeout.get("connect"), timeout.get("read"), timeout.get("pool")
+    return aiohttp.ClientTimeout(
+        total=None,
+        connect=None if connect is None or pool is None else connect + pool,
+        sock_connect=connect,
+        sock_read=read,
+    )
+
+
+def _map_error(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
+    """The httpx exception that says whether the request can have reached the server.
+
+    Subclasses first: ConnectionTimeoutError is a ServerTimeoutError, ClientConnectorError (and its
+    SSL/certificate/DNS subclasses) a ClientOSError, and every ServerTimeoutError a TimeoutError
+    (asyncio.TimeoutError is the builtin TimeoutError).
+    """
+    cls: type[httpx.TransportError]
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):  # connecting, or waiting for a pooled connection
+        cls = httpx.ConnectTimeout
+    elif isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ServerFingerprintMismatch)):
+        cls = httpx.ConnectError  # the request was not written
+    elif isinstance(exc, (aiohttp.ServerTimeoutError, TimeoutError)):
+        cls = httpx.ReadTimeout
+    elif isinstance(exc, aiohttp.ServerDisconnectedError):
+        cls = httpx.RemoteProtocolError
+    elif isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ClientOSError)):
+        cls = httpx.ReadError
+    elif isinstance(exc, aiohttp.ClientResponseError):  # a malformed status line or headers
+        cls = httpx.RemoteProtocolError
+    elif isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
+        cls = httpx.UnsupportedProtocol  # as httpx's own transport; nothing was sent
+    else:  # any other ClientError: assume the request may have been sent
+        cls = httpx.ReadError
+    return cls(f"{type(exc).__name__}{_detail(exc)} ({request.method} {request.url.path})", request=request)
+
+
+def _detail(exc: BaseException) -> str:
+    if not isinstance(exc, _SAFE_TO_QUOTE):
+        return ""
+    try:
+        text = str(exc)
+    except Exception:  # a half-built aiohttp exception must not hide the mapped one
+        return ""
+    return f": {text}" if text else ""
