@@ -12,9 +12,10 @@ a token into the command line gets told to use the modal, and the text is not re
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -30,6 +31,7 @@ __all__ = [
     "Argument",
     "ExecutionContext",
     "ParsedCommand",
+    "ReadCache",
     "SecretInput",
     "TargetOption",
     "TargetSource",
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
+T = TypeVar("T")
 
 META_COMMANDS: dict[str, str] = {
     "help": "show this help",
@@ -85,14 +88,37 @@ class SecretInput:
     hint: str
 
 
+class ReadCache:
+    """Atlas reads that only label things and change rarely (organisation names), kept in this
+    process for ``ttl_seconds`` so a preview, and its re-read just before execution, do not list
+    every organisation each time. Never used for the target itself.
+    """
+
+    def __init__(self, *, ttl_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._entries: dict[str, tuple[float, Any]] = {}
+
+    async def get(self, key: str, load: Callable[[], Awaitable[T]], *, usable: Callable[[T], bool]) -> T:
+        """The cached value if younger than the TTL and ``usable``, else a fresh ``load()``."""
+        hit = self._entries.get(key)
+        if hit is not None and self._clock() - hit[0] < self._ttl and usable(hit[1]):
+            return cast(T, hit[1])
+        value = await load()
+        self._entries[key] = (self._clock(), value)
+        return value
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ExecutionContext:
-    """What an action's ``execute`` gets: the Atlas client, and for revoke-token the unsealed
-    token and the service account credentials of the chosen profile."""
+    """What an action's ``execute`` and ``preview`` get: the Atlas client, for revoke-token the
+    unsealed token and the service account credentials of the chosen profile, and for previews
+    the process's :class:`ReadCache`."""
 
     atlas: AtlasClient
     secret: SecretStr | None = None
     service_account: tuple[str, SecretStr] | None = None
+    cache: ReadCache | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ failed post is logged and counted, never allowed to lose or re-run a request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -24,7 +25,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.actions import ActionSpec, ExecutionContext, TargetSource, parse_command
+from bot.actions import ActionSpec, ExecutionContext, ReadCache, TargetSource, parse_command
 from bot.atlas import AtlasClient
 from bot.atlas.errors import AtlasError, AtlasNotFoundError
 from bot.errors import ChatOpsError, InvalidCommand, RequestNotFound, StaleRequest, StoreUnavailable
@@ -142,6 +143,7 @@ class ChatOps:
         self.directory = directory
         self.metrics = metrics
         self.catalog = TargetCatalog(TargetSource(atlas=atlas, profiles=tuple(policy.service_accounts)))
+        self._reads = ReadCache()
         self._sealer = sealer
         self._replica_id = replica_id
         self._lease_seconds = lease_seconds
@@ -349,7 +351,7 @@ class ChatOps:
         """The target as Atlas shows it now; a 404 is a pre-flight blocker, other failures say so."""
         if spec.preview is None:
             return None
-        ctx = ExecutionContext(atlas=self.atlas, service_account=self._service_account(profile))
+        ctx = ExecutionContext(atlas=self.atlas, service_account=self._service_account(profile), cache=self._reads)
         try:
             async with asyncio.timeout(PREVIEW_TIMEOUT_SECONDS):
                 return await spec.preview(ctx, args)
@@ -371,12 +373,15 @@ class ChatOps:
             return plain_message(f":no_entry: {decision.reason}")
         limits = self.policy.rate_limits
         since = self._clock() - timedelta(hours=1)
-        if await self.store.count_recent_requests(since=since, requester_id=actor.user_id) >= limits.per_user_per_hour:
+        by_requester, in_channel = await self.store.count_recent_by(
+            since=since, requester_id=actor.user_id, channel_id=channel_id
+        )
+        if by_requester >= limits.per_user_per_hour:
             return plain_message(
                 f":no_entry: You have made {limits.per_user_per_hour} requests in the last hour, the limit. "
                 "Ask another on-call engineer, or wait."
             )
-        if await self.store.count_recent_requests(since=since, channel_id=channel_id) >= limits.per_channel_per_hour:
+        if in_channel >= limits.per_channel_per_hour:
             return plain_message(
                 f":no_entry: This channel has had {limits.per_channel_per_hour} requests in the last hour, "
                 "the limit. Wait, or use another incident channel."
@@ -502,15 +507,17 @@ class ChatOps:
             return plain_message("Your approval is already counted; another approver is needed.")
         request = result.request
         self.metrics.requests.labels(request.action, "approval").inc()
-        await self.post_in_thread(
-            request,
+        approved = (
             f":ballot_box_with_check: <@{actor.user_id}> approved "
-            f"({len(request.approvers)} of {request.approvals_required}).",
+            f"({len(request.approvers)} of {request.approvals_required})."
         )
         if result.became_approved:
             self.metrics.requests.labels(request.action, "approved").inc()
-            self.spawn(self.execute(request.id))
+            # The execution posts this line with its own "executing" one: no Slack round trip
+            # stands between the last approval and the Atlas call.
+            self.spawn(self.execute(request.id, approved_line=approved))
         else:
+            await self.post_in_thread(request, approved)
             await self.refresh_message(request)
         return None
 
@@ -594,11 +601,14 @@ class ChatOps:
             await asyncio.wait(remaining, timeout=HAND_BACK_SECONDS + 1)
         return len(remaining)
 
-    async def execute(self, request_id: str) -> None:
+    async def execute(self, request_id: str, *, approved_line: str | None = None) -> None:
+        """Run an approved request if this replica wins its claim. ``approved_line`` is the last
+        approval's thread post, sent with the "executing" one (or alone if nothing runs here)."""
         bind_request_id(request_id)
-        if not self._accepting:
-            return  # shutting down: another replica's sweeper picks approved requests up
+        claimed: ActionRequest | None = None
         try:
+            if not self._accepting:
+                return  # shutting down: another replica's sweeper picks approved requests up
             claimed = await self.store.claim_execution(
                 request_id, executor_id=self._replica_id, lease_seconds=self._lease_seconds
             )
@@ -606,6 +616,9 @@ class ChatOps:
             # Still approved (or, if the claim's COMMIT landed unseen, leased): a sweeper picks it up.
             log.warning("request %s not claimed: the database is unavailable", request_id[:8])
             return
+        finally:
+            if claimed is None and approved_line is not None:
+                await self._post_approval_only(request_id, approved_line)
         if claimed is None:
             return  # someone else claimed it, or it expired: nothing to do, by design
         spec = self.registry[claimed.action]
@@ -617,7 +630,7 @@ class ChatOps:
             # Telling the channel runs beside the Atlas work instead of before it: two Slack round
             # trips are not worth delaying an emergency action for. It is awaited before the result
             # is posted, so the thread still reads "executing" then the result.
-            announced = asyncio.get_running_loop().create_task(self._announce_execution(claimed))
+            announced = asyncio.get_running_loop().create_task(self._announce_execution(claimed, approved_line))
             try:
                 outcome = await self._target_changed(spec, claimed)
                 if outcome is None:
@@ -634,16 +647,26 @@ class ChatOps:
         self.metrics.requests.labels(claimed.action, finished.state.value).inc()
         log.info("%s finished: %s", claimed.action, finished.state.value)
         await self.post_in_thread(finished, self.result_text(finished))
-        await self.refresh_message(finished)
+        await self.refresh_message(finished, reread=False)  # a finished request changes no more
         if finished.state in (RequestState.SUCCEEDED, RequestState.UNKNOWN) and spec.verify is not None:
             # After an unknown outcome the read is what tells people whether it happened.
             note = await self._verification(spec, finished)
             if note:
                 await self.post_in_thread(finished, note)
 
-    async def _announce_execution(self, request: ActionRequest) -> None:
-        await self.post_in_thread(request, ":gear: Approved. Executing in Atlas now.")
-        await self.refresh_message(request)
+    async def _announce_execution(self, request: ActionRequest, approved_line: str | None) -> None:
+        executing = ":gear: Approved. Executing in Atlas now."
+        await self.post_in_thread(request, f"{approved_line}\n{executing}" if approved_line else executing)
+        # Only this replica moves an executing request on, and it posts the result after this.
+        await self.refresh_message(request, reread=False)
+
+    async def _post_approval_only(self, request_id: str, approved_line: str) -> None:
+        try:
+            request = await self._get(request_id)
+        except StoreUnavailable:
+            return
+        if request is not None:
+            await self.post_in_thread(request, approved_line)
 
     async def _target_changed(self, spec: ActionSpec[Any], request: ActionRequest) -> Outcome | None:
         """Read the preview again; stop unless the target is still what the approvers saw."""
@@ -810,13 +833,15 @@ class ChatOps:
         except (SlackApiError, SlackClientError) as exc:
             self._slack_failed("chat.postMessage", exc)
 
-    async def refresh_message(self, request: ActionRequest) -> None:
+    async def refresh_message(self, request: ActionRequest, *, reread: bool = True) -> None:
+        """Redraw the approval message; ``reread=False`` when ``request`` is known to be current."""
         if request.message_ts is None or request.message_channel is None:
             return
-        try:
-            fresh = await self._get(request.id) or request
-        except StoreUnavailable:
-            fresh = request  # best effort, like the post itself: show the state the caller knows
+        fresh = request
+        if reread:
+            # Best effort, like the post itself: without the database, show the state the caller knows.
+            with contextlib.suppress(StoreUnavailable):
+                fresh = await self._get(request.id) or request
         spec = self.registry[fresh.action]
         rule = self.policy.actions.get(fresh.action)
         message = approval_message(fresh, spec, approver_roles=rule.approve if rule else ())

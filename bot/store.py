@@ -64,6 +64,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     case,
     func,
     insert,
@@ -501,7 +502,7 @@ class Store:
         return requests
 
     async def _fetch(self, conn: AsyncConnection, request_id: str) -> ActionRequest:
-        rows = (await conn.execute(self._requests_with_approvers(action_requests.c.id == request_id))).all()
+        rows = (await conn.execute(_REQUEST_BY_ID, {"request_id": request_id})).all()
         found = self._assemble(rows)
         if not found:
             raise _not_found(request_id)
@@ -1078,6 +1079,18 @@ class Store:
             ).scalar_one()
         return int(count)
 
+    @translate_errors
+    async def count_recent_by(self, *, since: datetime, requester_id: str, channel_id: str) -> tuple[int, int]:
+        """(requests by ``requester_id``, requests in ``channel_id``) created at or after ``since``:
+        both rate limits in one statement, each count on its own index."""
+        async with self._transaction(write=False) as conn:
+            row = (
+                await conn.execute(
+                    _RECENT_COUNTS, {"since": since, "requester_id": requester_id, "channel_id": channel_id}
+                )
+            ).one()
+        return int(row.by_requester), int(row.in_channel)
+
     # -- audit -------------------------------------------------------------------------------------
 
     @translate_errors
@@ -1128,3 +1141,23 @@ class Store:
         """Raise :class:`StoreUnavailable` unless the database answers ``SELECT 1``."""
         async with self._transaction(write=False) as conn:
             await conn.execute(select(1))
+
+
+# Statements on the hot paths, built once: constructing a SELECT with a subquery costs more CPU
+# than SQLite takes to run it (profiled: about a tenth of an Approve click's CPU).
+_REQUEST_BY_ID: Final = Store._requests_with_approvers(action_requests.c.id == bindparam("request_id"))
+
+
+def _recent_count(column: Column[str], key: str) -> ColumnElement[int]:
+    return (
+        select(func.count())
+        .select_from(action_requests)
+        .where(column == bindparam(key), action_requests.c.created_at >= bindparam("since"))
+        .scalar_subquery()
+    )
+
+
+_RECENT_COUNTS: Final = select(
+    _recent_count(action_requests.c.requester_id, "requester_id").label("by_requester"),
+    _recent_count(action_requests.c.channel_id, "channel_id").label("in_channel"),
+)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
-from bot.actions import TargetOption
+from bot.actions import ExecutionContext, TargetOption
 from bot.atlas import AtlasClient
 from bot.atlas.errors import AtlasNotFoundError
 from bot.atlas.models import ConnectedOrgConfig, IdentityProvider, Page
@@ -14,6 +14,7 @@ from bot.atlas.models import ConnectedOrgConfig, IdentityProvider, Page
 __all__ = [
     "all_pages",
     "cluster_targets",
+    "concurrently",
     "connected_orgs",
     "dump",
     "federation_targets",
@@ -24,6 +25,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
 
 PAGE_SIZE = 500
 # A picker lists what a person can scroll through; past this many pages Atlas is asked no further
@@ -51,12 +54,40 @@ async def connected_orgs(atlas: AtlasClient, federation_settings_id: str) -> lis
         page += 1
 
 
-async def org_names(atlas: AtlasClient, org_ids: list[str]) -> str:
-    """Organisation ids with their names where the service account can see them."""
+async def org_names(ctx: ExecutionContext, org_ids: list[str]) -> str:
+    """Organisation ids with their names where the service account can see them.
+
+    The names come from the context's cache when it knows every id asked for; an id it does not
+    know (an organisation created since) reloads the list.
+    """
     if not org_ids:
         return "none"
-    visible = {o.id: o.name for o in (await atlas.list_orgs(items_per_page=500)).results}
+
+    async def load() -> dict[str, str]:
+        return {o.id: o.name for o in (await ctx.atlas.list_orgs(items_per_page=500)).results}
+
+    wanted = set(org_ids)
+    if ctx.cache is None:
+        visible = await load()
+    else:
+        visible = await ctx.cache.get("org-names", load, usable=lambda names: wanted <= names.keys())
     return ", ".join(f"{visible[o]} ({o})" if o in visible else o for o in org_ids)
+
+
+async def concurrently(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Two independent reads at once (a preview waits for the slower, not the sum). The first
+    failure is raised as it is, not as an ExceptionGroup, and the other read is cancelled."""
+    tasks = (asyncio.ensure_future(first), asyncio.ensure_future(second))
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise cast(BaseException, task.exception())
+        return cast(A, tasks[0].result()), cast(B, tasks[1].result())
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def idp_facts(idp: IdentityProvider) -> list[tuple[str, str]]:

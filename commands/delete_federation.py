@@ -6,7 +6,7 @@ from bot.actions import ActionSpec, Argument, ExecutionContext, TargetOption, Ta
 from bot.atlas import AtlasClient
 from bot.preview import Fact, Preview
 from commands._fields import OBJECT_ID, Args, ObjectId
-from commands._reads import connected_orgs, dump, federation_targets, gone, org_names
+from commands._reads import concurrently, connected_orgs, dump, federation_targets, gone, org_names
 
 
 class DeleteFederationArgs(Args):
@@ -18,15 +18,16 @@ async def _execute(ctx: ExecutionContext, args: DeleteFederationArgs) -> None:
 
 
 async def _preview(ctx: ExecutionContext, args: DeleteFederationArgs) -> Preview:
-    orgs = await connected_orgs(ctx.atlas, args.federation_settings_id)
-    idps = (
-        await ctx.atlas.list_identity_providers(
+    orgs, idp_page = await concurrently(
+        connected_orgs(ctx.atlas, args.federation_settings_id),
+        ctx.atlas.list_identity_providers(
             args.federation_settings_id,
             protocol=["SAML", "OIDC"],
             idp_type=["WORKFORCE", "WORKLOAD"],
             items_per_page=500,
-        )
-    ).results
+        ),
+    )
+    idps = idp_page.results
     blockers = []
     if len(orgs) > 1:
         blockers.append(
@@ -36,7 +37,7 @@ async def _preview(ctx: ExecutionContext, args: DeleteFederationArgs) -> Preview
     names = ", ".join(f"{i.display_name or i.id} ({i.protocol})" for i in idps) or "none"
     return Preview(
         facts=(
-            Fact(label="Connected organisations", value=await org_names(ctx.atlas, [o.org_id for o in orgs])),
+            Fact(label="Connected organisations", value=await org_names(ctx, [o.org_id for o in orgs])),
             Fact(label="Identity providers deleted with it", value=names),
         ),
         blockers=tuple(blockers),

@@ -6,7 +6,7 @@ from bot.actions import ActionSpec, Argument, ExecutionContext, TargetOption, Ta
 from bot.atlas import AtlasClient
 from bot.preview import Fact, Preview
 from commands._fields import OBJECT_ID, Args, ObjectId
-from commands._reads import connected_orgs, dump, gone, idp_facts, idp_targets, org_names
+from commands._reads import concurrently, connected_orgs, dump, gone, idp_facts, idp_targets, org_names
 
 
 class DeleteIdpArgs(Args):
@@ -22,8 +22,10 @@ async def _execute(ctx: ExecutionContext, args: DeleteIdpArgs) -> None:
 
 
 async def _preview(ctx: ExecutionContext, args: DeleteIdpArgs) -> Preview:
-    idp = await ctx.atlas.get_identity_provider(args.federation_settings_id, args.identity_provider_id)
-    orgs = await connected_orgs(ctx.atlas, args.federation_settings_id)
+    idp, orgs = await concurrently(
+        ctx.atlas.get_identity_provider(args.federation_settings_id, args.identity_provider_id),
+        connected_orgs(ctx.atlas, args.federation_settings_id),
+    )
     users = [c.org_id for c in idp.associated_orgs]
     blockers = []
     if len(users) > 1:
@@ -32,7 +34,7 @@ async def _preview(ctx: ExecutionContext, args: DeleteIdpArgs) -> Preview:
             "that more than one organisation uses. Disconnect it from the others first."
         )
     facts = [Fact(label=k, value=v) for k, v in idp_facts(idp)]
-    facts.append(Fact(label="Used by", value=await org_names(ctx.atlas, users)))
+    facts.append(Fact(label="Used by", value=await org_names(ctx, users)))
     return Preview(
         facts=tuple(facts),
         blockers=tuple(blockers),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.actions import ActionSpec, Argument, ExecutionContext, TargetOption, TargetSource
 from bot.preview import Fact, Preview
 from commands._fields import OBJECT_ID, Args, ObjectId
-from commands._reads import connected_orgs, dump, idp_facts, idp_targets, org_names
+from commands._reads import concurrently, connected_orgs, dump, idp_facts, idp_targets, org_names
 
 
 class RevokeJwksArgs(Args):
@@ -21,8 +21,10 @@ async def _execute(ctx: ExecutionContext, args: RevokeJwksArgs) -> None:
 
 
 async def _preview(ctx: ExecutionContext, args: RevokeJwksArgs) -> Preview:
-    idp = await ctx.atlas.get_identity_provider(args.federation_settings_id, args.identity_provider_id)
-    orgs = await connected_orgs(ctx.atlas, args.federation_settings_id)
+    idp, orgs = await concurrently(
+        ctx.atlas.get_identity_provider(args.federation_settings_id, args.identity_provider_id),
+        connected_orgs(ctx.atlas, args.federation_settings_id),
+    )
     affected = [c.org_id for c in idp.associated_orgs] or [c.org_id for c in orgs]
     blockers = []
     if idp.protocol != "OIDC":
@@ -31,7 +33,7 @@ async def _preview(ctx: ExecutionContext, args: RevokeJwksArgs) -> Preview:
             "Atlas would refuse it."
         )
     facts = [Fact(label=k, value=v) for k, v in idp_facts(idp)]
-    facts.append(Fact(label="Organisations logged out", value=await org_names(ctx.atlas, affected)))
+    facts.append(Fact(label="Organisations logged out", value=await org_names(ctx, affected)))
     return Preview(
         facts=tuple(facts),
         blockers=tuple(blockers),

@@ -678,6 +678,20 @@ async def test_count_recent_requests(store: Store, clock: ManualClock) -> None:
     assert await store.count_recent_requests(since=start, requester_id="U_OTHER", channel_id="C_OTHER") == 0
 
 
+async def test_count_recent_by_counts_requester_and_channel_in_one_read(store: Store, clock: ManualClock) -> None:
+    start = clock()
+    await store.create_request(new_request(clock))  # U_REQ in the default channel
+    clock.advance(minutes=10)
+    await store.create_request(new_request(clock, requester_id="U_OTHER"))
+    await store.create_request(new_request(clock, channel_id="C_OTHER"))
+    default_channel = (await store.list_requests(states=list(RequestState)))[-1].channel_id
+    assert await store.count_recent_by(since=start, requester_id="U_REQ", channel_id=default_channel) == (2, 2)
+    assert await store.count_recent_by(since=start, requester_id="U_OTHER", channel_id="C_OTHER") == (1, 1)
+    later = start + timedelta(minutes=5)
+    assert await store.count_recent_by(since=later, requester_id="U_REQ", channel_id=default_channel) == (1, 1)
+    assert await store.count_recent_by(since=later, requester_id="U_NOBODY", channel_id="C_NONE") == (0, 0)
+
+
 async def test_record_event_and_list_audit(store: Store, clock: ManualClock) -> None:
     await store.record_event(event="denied", actor_id="U_EVE", channel_id="C_OPS", detail={"why": "not an approver"})
     request = await store.create_request(new_request(clock))

@@ -70,8 +70,16 @@ async def test_revoke_jwks_end_to_end(harness: Harness) -> None:
     assert not [b for b in final["blocks"] if b["type"] == "actions"], "buttons must be removed"
     assert "Done" in json.dumps(final["blocks"])
     assert await stored_state(h, requested.request_id) is RequestState.SUCCEEDED
-    thread = " ".join(h.thread(requested))
-    assert f"<@{BOB}> approved" in thread and "Executing" in thread
+    posts = h.thread(requested)
+    # The last approval and "executing" are one post (no Slack round trip before the Atlas call),
+    # and the result follows it.
+    assert f"<@{BOB}> approved (1 of 1)." in posts[0] and "Executing in Atlas now" in posts[0], posts
+    assert sum("approved" in p for p in posts) == 1 and sum("Executing" in p for p in posts) == 1, posts
+    assert any("Done" in p for p in posts[1:]), posts
+    # The preview was read at the command, at the submission and just before the DELETE; the
+    # organisation names it shows were listed once and then served from the read cache.
+    assert h.fake_atlas.count("getFederationSettingIdentityProvider") >= 3
+    assert h.fake_atlas.count("listOrgs") == 1
     events = [e.event for e in await h.bot.store.list_audit(request_id=requested.request_id)]
     assert events[0] == "requested" and events[-1] == "succeeded"
     assert "executing" in events
@@ -100,6 +108,10 @@ async def test_delete_federation_needs_two_distinct_approvers(harness: Harness) 
     await h.wait_thread(requested, "Done")
     await h.settle()
     assert h.fake_atlas.count("deleteFederationSetting") == 1
+    posts = h.thread(requested)
+    first = next(p for p in posts if "(1 of 2)" in p)
+    assert "Executing" not in first, "an approval that does not complete the count is posted alone"
+    assert any(f"<@{DAVE}> approved (2 of 2)." in p and "Executing in Atlas now" in p for p in posts), posts
     assert fed not in h.fake_atlas.federations
     assert (await h.bot.store.get(requested.request_id)).approvers == (BOB, DAVE)
 
@@ -371,3 +383,16 @@ async def test_pending_and_whoami(harness: Harness) -> None:
     joined = " ".join(h.ephemerals())
     assert requested.request_id in joined  # the buttons carry the id
     assert "Roles: approver" in joined and "@atlas-approvers" in joined
+
+
+async def test_final_approval_on_a_draining_replica_is_still_posted_and_nothing_runs(harness: Harness) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    requested = await h.request(f"revoke-jwks {fed} {idp}")
+    h.bot.service._accepting = False  # as after SIGTERM: executions are left to another replica
+    await h.click(requested, user=BOB)
+    await h.wait_thread(requested, f"<@{BOB}> approved (1 of 1).")
+    await h.settle()
+    assert await stored_state(h, requested.request_id) is RequestState.APPROVED
+    assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 0
+    assert not any("Executing" in p for p in h.thread(requested))
