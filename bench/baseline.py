@@ -1,8 +1,8 @@
 """The baseline: a bare Bolt ``AsyncApp`` whose ``/atlas`` listener only acks, on the bot's server
 stack: the same Slack client options (:func:`bot.app.build_slack_client`), Bolt's own aiohttp
 adapter as in ``slack_bolt.app.async_server`` (``to_bolt_request`` -> ``async_dispatch`` ->
-``to_aiohttp_response``), the bot's body limit, and the runner and site settings of
-``atlas-chatops serve``. None of the bot's own code runs on its request path, so the difference
+``to_aiohttp_response``), the bot's body limit, and the runner and site settings and event loop
+of ``atlas-chatops serve``. None of the bot's own code runs on its request path, so the difference
 the benchmark sees is the bot's work.
 
     SLACK_SIGNING_SECRET=... SLACK_BOT_TOKEN=... SLACK_API_URL=... PORT=... python -m bench.baseline
@@ -20,6 +20,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.app import build_slack_client
 from bot.logs import configure_logging
+from bot.loop import event_loop_factory, freeze_start_up_objects
 from bot.settings import Settings
 from bot.web import MAX_BODY_BYTES
 
@@ -53,6 +54,7 @@ async def serve(settings: Settings) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=5)
     await site.start()
+    freeze_start_up_objects()  # as serve does
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -64,7 +66,9 @@ async def serve(settings: Settings) -> None:
 def main() -> None:
     settings = Settings.from_environ(dict(os.environ))
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=[])
-    asyncio.run(serve(settings))
+    # The bot's event loop too: the same server stack.
+    with asyncio.Runner(loop_factory=event_loop_factory(settings.event_loop)) as runner:
+        runner.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from aiohttp import web
 from bot import __version__
 from bot.errors import ChatOpsError, ConfigurationError
 from bot.logs import configure_logging
+from bot.loop import event_loop_factory, freeze_start_up_objects
 from bot.settings import Settings
 
 __all__ = ["main"]
@@ -58,8 +59,17 @@ async def _serve(
         socket_handler = AsyncSocketModeHandler(bot.bolt, settings.slack_app_token.get_secret_value())
         await socket_handler.connect_async()
     bot.start_sweeper()
+    freeze_start_up_objects()
     mode = "Socket Mode (health and metrics over HTTP)" if socket_mode else "HTTP mode"
-    log.info("atlas-chatops %s serving in %s on %s:%d", __version__, mode, settings.host, settings.port)
+    loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]  # "uvloop" or "asyncio"
+    log.info(
+        "atlas-chatops %s serving in %s on %s:%d (%s event loop)",
+        __version__,
+        mode,
+        settings.host,
+        settings.port,
+        loop_name,
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -120,7 +130,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             asyncio.run(_migrate(settings, args.revision, down=args.downgrade))
             print(f"database migrated to {args.revision}")
         else:
-            asyncio.run(_serve(settings, environ, socket_mode=args.socket, drain_seconds=args.drain_seconds))
+            with asyncio.Runner(loop_factory=event_loop_factory(settings.event_loop)) as runner:
+                runner.run(_serve(settings, environ, socket_mode=args.socket, drain_seconds=args.drain_seconds))
     except ConfigurationError as exc:
         print(f"atlas-chatops: {exc.user_message}", file=sys.stderr)
         return 2

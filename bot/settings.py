@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.db import default_database_url
 from bot.errors import ConfigurationError
+from bot.loop import EventLoopName
 
 __all__ = ["Settings", "format_settings_error"]
 
@@ -49,6 +50,8 @@ class Settings(BaseSettings):
     execution_lease_seconds: float = Field(
         default=120.0, gt=0, validation_alias=AliasChoices("ATLAS_CHATOPS_LEASE_SECONDS")
     )
+    # auto: uvloop where it is installed (a dependency except on Windows, which it does not support).
+    event_loop: EventLoopName = Field(default="auto", validation_alias="ATLAS_CHATOPS_EVENT_LOOP")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:

@@ -115,6 +115,7 @@ def restore_root_logging() -> Iterator[None]:
         ({"PORT": "eighty"}, "PORT"),
         ({"DATABASE_URL": "mysql://root@localhost/x"}, "DATABASE_URL"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"ATLAS_CHATOPS_EVENT_LOOP": "trio"}, "ATLAS_CHATOPS_EVENT_LOOP"),
     ],
 )
 def test_a_bad_setting_stops_start_up_with_one_line_naming_it(
