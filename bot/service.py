@@ -645,7 +645,8 @@ class ChatOps:
             log.warning("request %s was resolved by another replica before this one finished", claimed.short_id)
             return
         self.metrics.requests.labels(claimed.action, finished.state.value).inc()
-        log.info("%s finished: %s", claimed.action, finished.state.value)
+        outcome_code = "" if outcome.ok else f" ({outcome.error_code or outcome.status or 'no code'})"
+        log.info("%s finished: %s%s", claimed.action, finished.state.value, outcome_code)
         await self.post_in_thread(finished, self.result_text(finished))
         await self.refresh_message(finished, reread=False)  # a finished request changes no more
         if finished.state in (RequestState.SUCCEEDED, RequestState.UNKNOWN) and spec.verify is not None:

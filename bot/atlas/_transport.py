@@ -29,9 +29,17 @@ import aiohttp
 import httpx
 import yarl
 
-__all__ = ["READ_METHODS", "AiohttpReadTransport", "MethodSplitTransport"]
+__all__ = ["MAX_CONNECTIONS", "READ_METHODS", "AiohttpReadTransport", "MethodSplitTransport"]
 
 READ_METHODS = frozenset({"GET", "HEAD"})
+
+# Connections to Atlas per transport. Both libraries default to 100, and a request waiting for a
+# connection spends its own deadline there: with 200 executions in flight against an Atlas taking
+# 2 s per request, each execution's two re-reads queued behind 100 connections for longer than the
+# 8 s preview deadline, and 350 of 850 approved requests stopped as PREVIEW_UNAVAILABLE without
+# ever reaching Atlas. Atlas's own limit is its 429 with Retry-After (the client honours it); the
+# pool should not be a second, silent one. 256 each stays well inside the usual 1024 descriptors.
+MAX_CONNECTIONS = 256
 
 # httpx always sends these itself; aiohttp must not add its own (e.g. an Accept-Encoding listing
 # codings httpx cannot decode, or its User-Agent).
@@ -50,7 +58,7 @@ class AiohttpReadTransport(httpx.AsyncBaseTransport):
     transport. Use through :class:`MethodSplitTransport`.
     """
 
-    def __init__(self, *, limit: int = 100, keepalive_timeout: float = 5.0) -> None:
+    def __init__(self, *, limit: int = MAX_CONNECTIONS, keepalive_timeout: float = 5.0) -> None:
         self._limit = limit
         self._keepalive_timeout = keepalive_timeout  # httpx's default keep-alive expiry
         self._session: aiohttp.ClientSession | None = None
@@ -137,7 +145,9 @@ class MethodSplitTransport(httpx.AsyncBaseTransport):
         writes: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.reads = reads or AiohttpReadTransport()
-        self.writes = writes or httpx.AsyncHTTPTransport()
+        self.writes = writes or httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=20)
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         transport = self.reads if request.method in READ_METHODS else self.writes

@@ -33,7 +33,7 @@ from bot.atlas import (
     RetryPolicy,
 )
 from bot.atlas._operations import OPERATIONS
-from bot.atlas._transport import AiohttpReadTransport, MethodSplitTransport
+from bot.atlas._transport import MAX_CONNECTIONS, AiohttpReadTransport, MethodSplitTransport
 from bot.atlas.client import USER_AGENT
 from tests.atlas.conftest import FakeClock
 from tests.fakes.fake_atlas import FakeAtlas
@@ -464,6 +464,32 @@ async def test_sequential_gets_reuse_one_keep_alive_connection(
         await client.list_orgs()
     assert len(server.requests) == 20
     assert server.connections <= 2
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+async def test_more_than_100_requests_are_open_at_atlas_at_once(
+    method: str, raw_server: ServerFactory, raw_client: Callable[..., AtlasClient]
+) -> None:
+    # Atlas answers nobody until every request has arrived: with either library's default pool of
+    # 100 connections the rest would wait for a connection and the test would time out.
+    concurrent = 200
+    assert concurrent <= MAX_CONNECTIONS
+    all_arrived = asyncio.Event()
+
+    async def answer(seen: Seen) -> bytes:
+        if len(server.requests) >= concurrent:
+            all_arrived.set()
+        await all_arrived.wait()
+        return json_response(ORGS) if seen.method == "GET" else http_response(status="204 No Content")
+
+    server, base_url = await raw_server(answer)
+    client = raw_client(base_url, timeout=10.0)
+    call = client.list_orgs if method == "GET" else lambda: client.revoke_identity_provider_jwks(FED_ID, IDP_ID)
+    async with asyncio.timeout(20):
+        await asyncio.gather(*(call() for _ in range(concurrent)))
+    assert all_arrived.is_set() and len(server.requests) == concurrent
+    assert server.connections == concurrent
+    assert {seen.method for seen in server.requests} == {method}
 
 
 async def test_environment_proxy_still_applies(
