@@ -656,8 +656,12 @@ class ChatOps:
                 await self.post_in_thread(finished, note)
 
     async def _announce_execution(self, request: ActionRequest, approved_line: str | None) -> None:
-        executing = ":gear: Approved. Executing in Atlas now."
-        await self.post_in_thread(request, f"{approved_line}\n{executing}" if approved_line else executing)
+        # Beside the last approval's own line, "Approved" would only repeat it.
+        if approved_line:
+            text = f"{approved_line}\n:gear: Executing in Atlas now."
+        else:  # picked up by a sweeper: the approval was posted earlier
+            text = ":gear: Approved. Executing in Atlas now."
+        await self.post_in_thread(request, text)
         # Only this replica moves an executing request on, and it posts the result after this.
         await self.refresh_message(request, reread=False)
 

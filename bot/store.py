@@ -1064,22 +1064,6 @@ class Store:
             )
 
     @translate_errors
-    async def count_recent_requests(
-        self, *, since: datetime, requester_id: str | None = None, channel_id: str | None = None
-    ) -> int:
-        """How many requests were created at or after ``since`` (for rate limits)."""
-        conditions: list[ColumnElement[bool]] = [action_requests.c.created_at >= since]
-        if requester_id is not None:
-            conditions.append(action_requests.c.requester_id == requester_id)
-        if channel_id is not None:
-            conditions.append(action_requests.c.channel_id == channel_id)
-        async with self._transaction(write=False) as conn:
-            count = (
-                await conn.execute(select(func.count()).select_from(action_requests).where(*conditions))
-            ).scalar_one()
-        return int(count)
-
-    @translate_errors
     async def count_recent_by(self, *, since: datetime, requester_id: str, channel_id: str) -> tuple[int, int]:
         """(requests by ``requester_id``, requests in ``channel_id``) created at or after ``since``:
         both rate limits in one statement, each count on its own index."""

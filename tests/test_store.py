@@ -665,19 +665,6 @@ async def test_list_requests(store: Store, clock: ManualClock) -> None:
     assert listed[0].approvers == ("U_A1", "U_A2")
 
 
-async def test_count_recent_requests(store: Store, clock: ManualClock) -> None:
-    start = clock()
-    await store.create_request(new_request(clock))
-    clock.advance(minutes=10)
-    await store.create_request(new_request(clock, requester_id="U_OTHER"))
-    await store.create_request(new_request(clock, channel_id="C_OTHER"))
-    assert await store.count_recent_requests(since=start) == 3
-    assert await store.count_recent_requests(since=start + timedelta(minutes=5)) == 2
-    assert await store.count_recent_requests(since=start, requester_id="U_REQ") == 2
-    assert await store.count_recent_requests(since=start, channel_id="C_OTHER") == 1
-    assert await store.count_recent_requests(since=start, requester_id="U_OTHER", channel_id="C_OTHER") == 0
-
-
 async def test_count_recent_by_counts_requester_and_channel_in_one_read(store: Store, clock: ManualClock) -> None:
     start = clock()
     await store.create_request(new_request(clock))  # U_REQ in the default channel

@@ -73,7 +73,8 @@ async def test_revoke_jwks_end_to_end(harness: Harness) -> None:
     posts = h.thread(requested)
     # The last approval and "executing" are one post (no Slack round trip before the Atlas call),
     # and the result follows it.
-    assert f"<@{BOB}> approved (1 of 1)." in posts[0] and "Executing in Atlas now" in posts[0], posts
+    assert f"<@{BOB}> approved (1 of 1).\n:gear: Executing in Atlas now." in posts[0], posts
+    assert "Approved." not in posts[0], "the approval line already says it"
     assert sum("approved" in p for p in posts) == 1 and sum("Executing" in p for p in posts) == 1, posts
     assert any("Done" in p for p in posts[1:]), posts
     # The preview was read at the command, at the submission and just before the DELETE; the
