@@ -66,6 +66,11 @@ log = logging.getLogger(__name__)
 
 # A preview is a few Atlas reads; past this the modal says Atlas could not be read.
 PREVIEW_TIMEOUT_SECONDS = 8.0
+# The same reads just before an approved request runs. Nobody is waiting on a form then, and giving
+# up means asking for approval all over again: with 200 executions in flight against an Atlas
+# taking 2 s per request, the reads queued for a connection longer than 8 s and 127 of 1,146
+# approved requests stopped as PREVIEW_UNAVAILABLE. The execution's lease is renewed meanwhile.
+REREAD_TIMEOUT_SECONDS = 30.0
 # Slack drops a block_suggestion answer after 3 seconds; the policy check and the network need the rest.
 OPTIONS_BUDGET_SECONDS = 2.0
 
@@ -347,13 +352,17 @@ class ChatOps:
             return {PICK_ACTION_BLOCK: truncate(confirmation.text.removeprefix(":no_entry: "), 300)}
         return confirmation
 
-    async def read_preview(self, spec: ActionSpec[Any], args: Any, *, profile: str | None) -> Preview | None:
-        """The target as Atlas shows it now; a 404 is a pre-flight blocker, other failures say so."""
+    async def read_preview(
+        self, spec: ActionSpec[Any], args: Any, *, profile: str | None, timeout: float | None = None
+    ) -> Preview | None:
+        """The target as Atlas shows it now; a 404 is a pre-flight blocker, other failures say so.
+        ``timeout`` defaults to PREVIEW_TIMEOUT_SECONDS."""
         if spec.preview is None:
             return None
+        timeout = PREVIEW_TIMEOUT_SECONDS if timeout is None else timeout
         ctx = ExecutionContext(atlas=self.atlas, service_account=self._service_account(profile), cache=self._reads)
         try:
-            async with asyncio.timeout(PREVIEW_TIMEOUT_SECONDS):
+            async with asyncio.timeout(timeout):
                 return await spec.preview(ctx, args)
         except AtlasNotFoundError as exc:
             return Preview(
@@ -365,7 +374,7 @@ class ChatOps:
         except AtlasError as exc:
             return preview_unavailable(f"{type(exc).__name__} {exc.status or ''} {exc.error_code or ''}".strip())
         except TimeoutError:
-            return preview_unavailable(f"no answer within {PREVIEW_TIMEOUT_SECONDS:.0f} s")
+            return preview_unavailable(f"no answer within {timeout:.0f} s")
 
     async def _request_denial(self, spec: ActionSpec[Any], actor: Actor, channel_id: str) -> Message | None:
         decision = decide_request(self.policy, actor, spec.name, channel_id, app_team_id=await self.directory.team_id())
@@ -677,7 +686,9 @@ class ChatOps:
         """Read the preview again; stop unless the target is still what the approvers saw."""
         if spec.preview is None or request.preview_digest is None:
             return None
-        fresh = await self.read_preview(spec, spec.validate(request.target), profile=request.profile)
+        fresh = await self.read_preview(
+            spec, spec.validate(request.target), profile=request.profile, timeout=REREAD_TIMEOUT_SECONDS
+        )
         if fresh is None or fresh.digest == request.preview_digest:
             return None
         if not fresh.available:

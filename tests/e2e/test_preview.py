@@ -3,10 +3,12 @@ binding an approval to what the approver saw, evidence, and verification after e
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
+from bot import service as service_module
 from bot.requests import RequestState
 from tests.e2e.harness import BOB, Harness
 from tests.e2e.test_flow import seed_oidc_idp
@@ -115,6 +117,33 @@ async def test_changed_target_stops_execution_and_asks_for_a_fresh_approval(harn
     assert request.outcome is not None and request.outcome.error_code == "TARGET_CHANGED"
     assert h.fake_atlas.count("deleteFederationSettingIdentityProvider") == 0
     assert idp in h.fake_atlas.idps
+
+
+async def test_the_read_before_executing_may_take_longer_than_a_modal_preview(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Scaled down: a form's preview gives up after 0.3 s, the read before an approved request runs
+    # after 3 s. Atlas answers that read in 1 s (a queue for connections, say): it still runs.
+    h = harness
+    monkeypatch.setattr(service_module, "PREVIEW_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(service_module, "REREAD_TIMEOUT_SECONDS", 3.0)
+    fed, idp = seed_oidc_idp(h)
+    requested = await h.request(f"revoke-jwks {fed} {idp}")
+    h.fake_atlas.delay("GET", rf"/identityProviders/{idp}$", seconds=1.0)
+    await h.click(requested, user=BOB)
+    await h.wait_thread(requested, "Done")
+    assert h.fake_atlas.count("revokeJwks") == 1
+    # The same slow answer is too slow for a form's preview, which says Atlas could not be read.
+    updates = len(h.fake_slack.calls_to("views.update"))
+    h.fake_atlas.delay("GET", rf"/identityProviders/{idp}$", seconds=1.0)
+    await h.open_modal(f"revoke-jwks {fed} {idp}")
+    updated = (await h.fake_slack.wait_for("views.update", count=updates + 1))[-1].args["view"]
+    assert "Atlas could not be read" in modal_text(updated) and "no answer within" in modal_text(updated)
+    async with asyncio.timeout(5):  # let the slow answer arrive before the fakes stop
+        while True:
+            if all(r.status is not None for r in h.fake_atlas.requests):
+                break
+            await asyncio.sleep(0.02)
 
 
 async def test_execution_is_verified_by_reading_the_target_again(harness: Harness) -> None:
