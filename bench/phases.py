@@ -285,9 +285,11 @@ async def busy_phase(stack: Stack, count: int, *, target: int, atlas_delay: floa
     idle = await _send(stack, stack.bot, bodies, load)
     await settle(stack)
 
-    # Each execution reads the target again (3 reads) before its one action call: about 4 slow
-    # requests. Enough pending requests to replace every finished execution for the whole window,
-    # plus the ramp-up and some slack.
+    # Each execution reads the target again (two reads at once; the organisation names are cached),
+    # makes its one action call, then reads the target back: 3 slow round trips. The estimate below
+    # still counts 4 (from when the reads ran one after another), which only makes fewer pending
+    # requests; the run prints how many executions really stayed in flight. Enough of them to
+    # replace every finished execution for the whole window, plus the ramp-up and some slack.
     window = count / rate
     per_execution = 4 * atlas_delay
     supply = target + math.ceil((window + 2 * per_execution) * target / per_execution)

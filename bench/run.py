@@ -275,8 +275,8 @@ def _render_clicks(rows: list[ClickRow]) -> list[str]:
             f"{f'{c.errors + c.no_result}/{c.failed}/{c.left}':<17}{c.bot_cpu_ms:<13.1f}{target}"
         )
     out += [
-        "   A slow Atlas is slow on every API request: the 3 preview reads the bot repeats before executing, "
-        "then the DELETE.",
+        "   A slow Atlas is slow on every API request: the preview reads the bot repeats before executing "
+        "(two at once), then the DELETE.",
         "   lost: no HTTP 200, or no result in the thread within 120 s of the last click (or 30 s without any); "
         "failed: not success;",
         "   left: approvals still unexecuted then, cancelled in the database so they cannot run under later cells",
