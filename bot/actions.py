@@ -11,6 +11,7 @@ a token into the command line gets told to use the modal, and the text is not re
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -98,15 +99,33 @@ class ReadCache:
         self._ttl = ttl_seconds
         self._clock = clock
         self._entries: dict[str, tuple[float, Any]] = {}
+        self._loading: dict[str, asyncio.Task[Any]] = {}
 
     async def get(self, key: str, load: Callable[[], Awaitable[T]], *, usable: Callable[[T], bool]) -> T:
-        """The cached value if younger than the TTL and ``usable``, else a fresh ``load()``."""
+        """The cached value if younger than the TTL and ``usable``, else a fresh ``load()``.
+
+        Callers that miss while a load of ``key`` is under way wait for that one: under load, many
+        previews start in the same second, and each would otherwise list every organisation.
+        """
         hit = self._entries.get(key)
         if hit is not None and self._clock() - hit[0] < self._ttl and usable(hit[1]):
             return cast(T, hit[1])
-        value = await load()
-        self._entries[key] = (self._clock(), value)
-        return value
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(key, load))
+            self._loading[key] = loading
+            # If every caller has been cancelled by the time it fails, nobody else reads its error.
+            loading.add_done_callback(lambda task: task.cancelled() or task.exception())
+        # Shielded: one caller giving up (its own timeout) does not cancel the others' load.
+        return cast(T, await asyncio.shield(loading))
+
+    async def _load(self, key: str, load: Callable[[], Awaitable[T]]) -> T:
+        try:
+            value = await load()
+            self._entries[key] = (self._clock(), value)
+            return value
+        finally:
+            del self._loading[key]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

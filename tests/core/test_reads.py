@@ -40,6 +40,63 @@ async def test_read_cache_serves_within_the_ttl_and_reloads_after_it() -> None:
     assert len(loads) == 3
 
 
+async def test_read_cache_callers_that_miss_together_share_one_load() -> None:
+    cache = ReadCache(ttl_seconds=60)
+    release = asyncio.Event()
+    loads = 0
+
+    async def load() -> str:
+        nonlocal loads
+        loads += 1
+        await release.wait()
+        return "names"
+
+    waiting = [asyncio.ensure_future(cache.get("k", load, usable=lambda _: True)) for _ in range(20)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*waiting) == ["names"] * 20
+    assert loads == 1
+    assert await cache.get("k", load, usable=lambda _: True) == "names" and loads == 1
+
+
+async def test_read_cache_one_caller_giving_up_does_not_cancel_the_shared_load() -> None:
+    cache = ReadCache(ttl_seconds=60)
+    release = asyncio.Event()
+
+    async def load() -> str:
+        await release.wait()
+        return "names"
+
+    impatient = asyncio.ensure_future(cache.get("k", load, usable=lambda _: True))
+    patient = asyncio.ensure_future(cache.get("k", load, usable=lambda _: True))
+    await asyncio.sleep(0)
+    impatient.cancel()
+    release.set()
+    assert await patient == "names"
+    assert impatient.cancelled()
+
+
+async def test_read_cache_a_failed_load_fails_every_waiter_and_is_not_kept() -> None:
+    cache = ReadCache(ttl_seconds=60)
+    release = asyncio.Event()
+    attempts = 0
+
+    async def load() -> str:
+        nonlocal attempts
+        attempts += 1
+        await release.wait()
+        if attempts == 1:
+            raise AtlasNotFoundError("gone", operation="listOrgs", status=404)
+        return "names"
+
+    waiting = [asyncio.ensure_future(cache.get("k", load, usable=lambda _: True)) for _ in range(3)]
+    await asyncio.sleep(0)
+    release.set()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(r, AtlasNotFoundError) for r in results)
+    assert await cache.get("k", load, usable=lambda _: True) == "names" and attempts == 2
+
+
 class Orgs:
     """A stand-in for AtlasClient.list_orgs that counts its calls."""
 
