@@ -20,7 +20,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.app import build_slack_client
 from bot.logs import configure_logging
-from bot.loop import event_loop_factory, freeze_start_up_objects
+from bot.loop import event_loop_factory, freeze_start_up_objects, space_out_full_collections
 from bot.settings import Settings
 from bot.web import MAX_BODY_BYTES
 
@@ -55,6 +55,7 @@ async def serve(settings: Settings) -> None:
     site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=5)
     await site.start()
     freeze_start_up_objects()  # as serve does
+    space_out_full_collections()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

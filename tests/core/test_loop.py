@@ -9,7 +9,7 @@ import pytest
 import uvloop
 
 from bot.errors import ConfigurationError
-from bot.loop import event_loop_factory, freeze_start_up_objects
+from bot.loop import FULL_COLLECTION_EVERY, event_loop_factory, freeze_start_up_objects, space_out_full_collections
 
 
 def _loop_module(name: str) -> str:
@@ -47,3 +47,15 @@ def test_start_up_objects_are_frozen_out_of_collections() -> None:
         assert gc.get_freeze_count() >= before + len(built_at_start_up)
     finally:
         gc.unfreeze()
+
+
+def test_full_collections_are_spaced_out_and_young_ones_left_alone() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    try:
+        space_out_full_collections()
+        assert gc.get_threshold() == (before[0], before[1], FULL_COLLECTION_EVERY)
+        assert before[2] < FULL_COLLECTION_EVERY
+    finally:
+        gc.set_threshold(*before)
