@@ -32,6 +32,7 @@ from bot.slack.listeners import register
 from bot.store import Store
 from bot.sweeper import Sweeper
 from bot.web import build_web_app
+from bot.work_loop import WorkLoop
 from commands import load_registry
 
 __all__ = ["Bot", "build_bot", "build_slack_client"]
@@ -69,6 +70,7 @@ class Bot:
     bolt: AsyncApp
     web_app: web.Application
     metrics: Metrics
+    work: WorkLoop
 
     sweeper: Sweeper
     _sweeper_task: asyncio.Task[None] | None = None
@@ -102,9 +104,14 @@ def build_bot(
     registry: Mapping[str, ActionSpec[Any]] | None = None,
     atlas_transport: httpx.AsyncBaseTransport | None = None,
     atlas_options: Mapping[str, Any] | None = None,
+    work: WorkLoop | None = None,
 ) -> Bot:
     """``atlas_options`` are extra keyword arguments for :class:`AtlasClient` (tests pass a fast
-    ``retry`` policy, a short ``timeout`` or a recording ``sleep``)."""
+    ``retry`` policy, a short ``timeout`` or a recording ``sleep``).
+
+    Call it on the loop the service will run on: ``work``'s, or (without ``work``) the one the
+    HTTP server runs on. Bolt and the web app may then serve from another loop (see bot.work_loop)."""
+    work = work or WorkLoop.same_loop()
     registry = dict(registry or load_registry())
     policy = policy or load_policy(settings.policy_path, known_actions=registry)
     atlas_settings = AtlasSettings.model_validate({k: v for k, v in environ.items() if v != ""})
@@ -131,12 +138,14 @@ def build_bot(
         environ=environ,
     )
     bolt = AsyncApp(
-        client=slack,
+        # Bolt's own client makes one call (auth.test, on the first request) from the loop that
+        # serves HTTP; ours belongs to the service's loop, so Bolt gets one without a shared session.
+        client=build_slack_client(settings),
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         # Commands and clicks are answered by our own listeners; no OAuth flow, one workspace.
         raise_error_for_unhandled_request=False,
     )
-    register(bolt, service)
+    register(bolt, service, work)
     return Bot(
         settings=settings,
         engine=engine,
@@ -145,7 +154,10 @@ def build_bot(
         slack=slack,
         service=service,
         bolt=bolt,
-        web_app=build_web_app(bolt, store=store, metrics=metrics, signing_secret=settings.slack_signing_secret),
+        web_app=build_web_app(
+            bolt, store=store, metrics=metrics, signing_secret=settings.slack_signing_secret, work=work
+        ),
         metrics=metrics,
+        work=work,
         sweeper=Sweeper(service, replica_id=settings.replica_id, interval_seconds=settings.sweep_interval_seconds),
     )

@@ -12,18 +12,26 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from bot import __version__
 from bot.errors import ChatOpsError, ConfigurationError
 from bot.logs import configure_logging
-from bot.loop import event_loop_factory, freeze_start_up_objects
+from bot.loop import event_loop_factory, freeze_start_up_objects, space_out_full_collections
 from bot.settings import Settings
+from bot.work_loop import WorkLoop
+
+if TYPE_CHECKING:
+    from bot.app import Bot
 
 __all__ = ["main"]
 
 log = logging.getLogger("bot.cli")
+
+# At shutdown, how long what the last acks handed over may take before executions are drained.
+HANDED_OVER_WORK_SECONDS = 5.0
 
 
 def _secrets(settings: Settings, environ: Mapping[str, str]) -> list[str]:
@@ -45,7 +53,17 @@ async def _serve(
     from bot.schema import ensure_schema
 
     await ensure_schema(settings.database_url)
-    bot = build_bot(settings, environ=environ)
+    # The service's clients are made on the loop they will be used on (see bot.work_loop).
+    work = (
+        WorkLoop.start_thread(event_loop_factory(settings.event_loop)) if settings.work_thread else WorkLoop.same_loop()
+    )
+
+    async def build() -> Bot:
+        bot = build_bot(settings, environ=environ, work=work)
+        bot.start_sweeper()
+        return bot
+
+    bot = await work.call(build())
     runner = web.AppRunner(bot.web_app, access_log=None, shutdown_timeout=5)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
@@ -58,17 +76,18 @@ async def _serve(
             raise ConfigurationError("SLACK_APP_TOKEN: not set (Socket Mode needs an xapp- app-level token)")
         socket_handler = AsyncSocketModeHandler(bot.bolt, settings.slack_app_token.get_secret_value())
         await socket_handler.connect_async()
-    bot.start_sweeper()
     freeze_start_up_objects()
+    space_out_full_collections()
     mode = "Socket Mode (health and metrics over HTTP)" if socket_mode else "HTTP mode"
     loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]  # "uvloop" or "asyncio"
     log.info(
-        "atlas-chatops %s serving in %s on %s:%d (%s event loop)",
+        "atlas-chatops %s serving in %s on %s:%d (%s event loop%s)",
         __version__,
         mode,
         settings.host,
         settings.port,
         loop_name,
+        ", the service on its own thread" if work.threaded else "",
     )
 
     stop = asyncio.Event()
@@ -83,7 +102,12 @@ async def _serve(
     if socket_handler is not None:
         await socket_handler.close_async()
     await runner.cleanup()
-    await bot.shutdown(drain_seconds=drain_seconds)
+    # What the last acks handed over is short (Slack and database calls); executions get the rest.
+    cut_short = await work.call(work.finish(min(HANDED_OVER_WORK_SECONDS, drain_seconds)))
+    if cut_short:
+        log.warning("%d pieces of work after an ack were stopped at shutdown", cut_short)
+    await work.call(bot.shutdown(drain_seconds=drain_seconds))
+    work.stop()
     log.info("stopped")
 
 

@@ -43,6 +43,12 @@ class Metrics:
             buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3),
             registry=self.registry,
         )
+        self.commands_refused_busy = Counter(
+            "atlas_chatops_commands_refused_busy_total",
+            "Commands answered 'too busy' in the ack: the bot's work was too far behind to open a form "
+            "within Slack's 3 s.",
+            registry=self.registry,
+        )
         self.slack_errors = Counter(
             "atlas_chatops_slack_errors_total",
             "Slack Web API calls that failed, by method and Slack error code.",

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     )
     # auto: uvloop where it is installed (a dependency except on Windows, which it does not support).
     event_loop: EventLoopName = Field(default="auto", validation_alias="ATLAS_CHATOPS_EVENT_LOOP")
+    # serve: the service on its own thread's loop, so acks do not wait behind its work (bot.work_loop).
+    work_thread: bool = Field(default=True, validation_alias="ATLAS_CHATOPS_WORK_THREAD")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:

@@ -15,6 +15,7 @@ from bot.errors import StoreUnavailable
 from bot.metrics import Metrics
 from bot.slack.gate import malformed, signature_ok
 from bot.store import Store
+from bot.work_loop import WorkLoop
 
 __all__ = ["MAX_BODY_BYTES", "build_web_app"]
 
@@ -26,8 +27,15 @@ MAX_BODY_BYTES = 256 * 1024
 
 
 def build_web_app(
-    bolt: AsyncApp, *, store: Store, metrics: Metrics, signing_secret: SecretStr | None = None
+    bolt: AsyncApp,
+    *,
+    store: Store,
+    metrics: Metrics,
+    signing_secret: SecretStr | None = None,
+    work: WorkLoop,
 ) -> web.Application:
+    """``work`` runs what the store does: the store may belong to another loop (see bot.work_loop)."""
+
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
         raw = await request.read()
@@ -57,7 +65,7 @@ def build_web_app(
 
     async def healthz(_: web.Request) -> web.Response:
         try:
-            await store.ping()
+            await work.call(store.ping())
         except StoreUnavailable:
             return web.json_response({"status": "degraded", "database": "unreachable"}, status=503)
         return web.json_response({"status": "ok", "database": "ok"})

@@ -7,7 +7,9 @@ bot is not in the channel), falling back to ``chat.postEphemeral``.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import aiohttp
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -26,10 +28,19 @@ from bot.views import (
     Message,
     plain_message,
 )
+from bot.work_loop import WorkLoop
 
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# A command opens its form with several steps on the work loop (the policy, a database read,
+# views.open), each waiting behind its backlog: this far behind, the form would miss Slack's 3 s
+# trigger_id window, so the person is told at once instead of waiting for a form that never opens.
+REFUSE_COMMANDS_BEHIND_SECONDS = 1.0
+BUSY_LOG_EVERY_SECONDS = 10.0
 
 
 def _ephemeral(message: Message) -> dict[str, Any]:
@@ -73,7 +84,10 @@ def _from_home_tab(body: dict[str, Any]) -> bool:
     return (body.get("view") or {}).get("type") == "home"
 
 
-def register(app: AsyncApp, service: ChatOps) -> None:
+def register(app: AsyncApp, service: ChatOps, work: WorkLoop) -> None:
+    """Listeners ack on Bolt's loop; everything after the ack, and every read an answer waits
+    for, runs on ``work``: the service's loop (see :mod:`bot.work_loop`)."""
+
     async def tell(message: Message, *, response_url: str | None, channel: str | None, user: str) -> None:
         if response_url:
             try:
@@ -93,9 +107,50 @@ def register(app: AsyncApp, service: ChatOps) -> None:
                 error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
                 log.warning("chat.postEphemeral failed: %s", error)
 
+    async def report(error: Exception, body: dict[str, Any]) -> None:
+        """One place turns failures into a message for the person who acted (on the work loop)."""
+        if isinstance(error, ChatOpsError):
+            text = f":warning: {error.user_message}"
+        else:
+            log.error("unhandled error in a listener: %s", type(error).__name__, exc_info=error)
+            text = ":warning: Something went wrong on the bot's side; nothing further was done. It was logged."
+        user = str(body.get("user_id") or _user(body)[0])
+        channel = body.get("channel_id") or _click_input(body).channel_id
+        await tell(plain_message(text), response_url=body.get("response_url"), channel=channel, user=user)
+
+    def after_ack(work_after_ack: Coroutine[Any, Any, None], body: dict[str, Any]) -> None:
+        async def guarded() -> None:
+            try:
+                await work_after_ack
+            except Exception as error:
+                await report(error, body)
+
+        work.submit(guarded())
+
+    async def before_ack(read: Coroutine[Any, Any, T]) -> T:
+        """Work an ack's body depends on (options, a picked target): waited for on the work loop."""
+        return await work.call(read)
+
+    busy_logged_at, refused_unlogged = 0.0, 0
+
+    def too_busy() -> Message | None:
+        nonlocal busy_logged_at, refused_unlogged
+        behind = work.behind()
+        if behind <= REFUSE_COMMANDS_BEHIND_SECONDS:
+            return None
+        service.metrics.commands_refused_busy.inc()
+        refused_unlogged += 1
+        if time.monotonic() - busy_logged_at >= BUSY_LOG_EVERY_SECONDS:  # one line, not one per command
+            log.warning("the work loop is %.1f s behind: %d commands refused as busy", behind, refused_unlogged)
+            busy_logged_at, refused_unlogged = time.monotonic(), 0
+        return plain_message(
+            f":hourglass: The bot is too busy to open the form within Slack's 3 seconds (its work is "
+            f"{behind:.1f} s behind). Nothing was done: run the command again in a few seconds."
+        )
+
     @app.command("/atlas")
     async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
-        early = service.parse(str(body.get("text", "")))
+        early = service.parse(str(body.get("text", ""))) or too_busy()
         if early is not None:
             await ack(text=early.text, blocks=early.blocks_as_dicts(), response_type="ephemeral")
             return
@@ -108,9 +163,13 @@ def register(app: AsyncApp, service: ChatOps) -> None:
             trigger_id=str(body.get("trigger_id", "")),
             response_url=body.get("response_url"),
         )
-        reply = await service.command(cmd)
-        if reply is not None:
-            await tell(reply, response_url=cmd.response_url, channel=cmd.channel_id, user=cmd.user_id)
+
+        async def open_form() -> None:
+            reply = await service.command(cmd)
+            if reply is not None:
+                await tell(reply, response_url=cmd.response_url, channel=cmd.channel_id, user=cmd.user_id)
+
+        after_ack(open_form(), body)
 
     @app.view(CONFIRM_CALLBACK_ID)
     async def on_confirm(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -127,14 +186,18 @@ def register(app: AsyncApp, service: ChatOps) -> None:
             await ack(response_action="errors", errors=checked)
             return
         await ack()
-        try:
-            reply = await service.submit(checked)
-        except ChatOpsError as exc:
-            # A view submission has no response_url of its own, so the error handler could not
-            # reach the requester; the form's signed metadata carries the command's.
-            reply = plain_message(f":warning: {exc.user_message}")
-        if reply is not None:
-            await tell(reply, response_url=checked.response_url, channel=checked.channel_id, user=checked.user_id)
+
+        async def submit() -> None:
+            try:
+                reply = await service.submit(checked)
+            except ChatOpsError as exc:
+                # A view submission has no response_url of its own, so the error report could not
+                # reach the requester; the form's signed metadata carries the command's.
+                reply = plain_message(f":warning: {exc.user_message}")
+            if reply is not None:
+                await tell(reply, response_url=checked.response_url, channel=checked.channel_id, user=checked.user_id)
+
+        after_ack(submit(), body)
 
     async def decided(reply: Message | None, body: dict[str, Any], done: str) -> None:
         if _from_home_tab(body):
@@ -148,47 +211,62 @@ def register(app: AsyncApp, service: ChatOps) -> None:
     @app.action(APPROVE_ACTION_ID)
     async def on_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await decided(await service.approve(_click_input(body)), body, ":ballot_box_with_check: Approved.")
+
+        async def approve() -> None:
+            await decided(await service.approve(_click_input(body)), body, ":ballot_box_with_check: Approved.")
+
+        after_ack(approve(), body)
 
     @app.action(REJECT_ACTION_ID)
     async def on_reject(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await decided(await service.reject(_click_input(body)), body, ":no_entry: Rejected.")
+
+        async def reject() -> None:
+            await decided(await service.reject(_click_input(body)), body, ":no_entry: Rejected.")
+
+        after_ack(reject(), body)
 
     @app.action(PICK_ACTION_ID)
     async def on_pick_action(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         view = body.get("view") or {}
         user_id, _ = _user(body)
-        await service.picker_chose_action(
-            user_id=user_id,
-            private_metadata=str(view.get("private_metadata", "")),
-            action=str((action.get("selected_option") or {}).get("value", "")),
-            view_id=str(view.get("id", "")),
-            view_hash=str(view.get("hash", "")),
+        after_ack(
+            service.picker_chose_action(
+                user_id=user_id,
+                private_metadata=str(view.get("private_metadata", "")),
+                action=str((action.get("selected_option") or {}).get("value", "")),
+                view_id=str(view.get("id", "")),
+                view_hash=str(view.get("hash", "")),
+            ),
+            body,
         )
 
     @app.options(PICK_TARGET_ACTION_ID)
     async def on_pick_options(ack: AsyncAck, body: dict[str, Any]) -> None:
         user_id, team_id = _user(body)
-        answer = await service.picker_options(
-            user_id=user_id,
-            team_id=team_id,
-            private_metadata=str((body.get("view") or {}).get("private_metadata", "")),
-            block_id=str(body.get("block_id", "")),
-            query=str(body.get("value", ""))[:200],
+        answer = await before_ack(
+            service.picker_options(
+                user_id=user_id,
+                team_id=team_id,
+                private_metadata=str((body.get("view") or {}).get("private_metadata", "")),
+                block_id=str(body.get("block_id", "")),
+                query=str(body.get("value", ""))[:200],
+            )
         )
         await ack(**answer)
 
     @app.view(PICK_CALLBACK_ID)
     async def on_pick(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         user_id, team_id = _user(body)
-        picked = await service.picker_submission(
-            SubmissionInput(
-                user_id=user_id,
-                team_id=team_id,
-                private_metadata=str(view.get("private_metadata", "")),
-                values=_view_values(view),
+        picked = await before_ack(
+            service.picker_submission(
+                SubmissionInput(
+                    user_id=user_id,
+                    team_id=team_id,
+                    private_metadata=str(view.get("private_metadata", "")),
+                    values=_view_values(view),
+                )
             )
         )
         if isinstance(picked, dict):
@@ -196,22 +274,15 @@ def register(app: AsyncApp, service: ChatOps) -> None:
             return
         # The picker turns into the confirmation form in place (no trigger_id needed), then fills in.
         await ack(response_action="update", view=picked.view)
-        await service.fill_preview(picked, view_id=str(view.get("id", "")), view_hash=None)
+        after_ack(service.fill_preview(picked, view_id=str(view.get("id", "")), view_hash=None), body)
 
     @app.event("app_home_opened")
     async def on_home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("tab") != "home":
             return
-        await service.publish_home(user_id=str(event.get("user", "")), team_id=str(body.get("team_id", "")))
+        after_ack(service.publish_home(user_id=str(event.get("user", "")), team_id=str(body.get("team_id", ""))), body)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
-        # One place turns failures after the ack into a message for the person who acted.
-        if isinstance(error, ChatOpsError):
-            text = f":warning: {error.user_message}"
-        else:
-            log.error("unhandled error in a listener: %s", type(error).__name__, exc_info=error)
-            text = ":warning: Something went wrong on the bot's side; nothing further was done. It was logged."
-        user = str(body.get("user_id") or _user(body)[0])
-        channel = body.get("channel_id") or _click_input(body).channel_id
-        await tell(plain_message(text), response_url=body.get("response_url"), channel=channel, user=user)
+        # A listener failing before its work was handed over (a read an ack waited for, say).
+        await before_ack(report(error, body))

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from aiohttp import web
@@ -20,10 +20,13 @@ from aiohttp import web
 from bot.app import Bot, build_bot
 from bot.policy import Policy, parse_policy
 from bot.settings import Settings
+from bot.work_loop import WorkLoop
 from commands import load_registry
 from tests.fakes.fake_atlas import FakeAtlas
 from tests.fakes.fake_slack import FakeSlack, FakeSlackCall
 from tests.slack_requests import TEAM_ID, SlackClient, plain_text_value
+
+T = TypeVar("T")
 
 SIGNING_SECRET = "e2e-signing-secret-5f3c9a"
 BOT_TOKEN = "xoxb-e2e-bot-token-7d41"
@@ -142,6 +145,8 @@ class Harness:
         await self.fake_slack.wait_for(
             "chat.postMessage", count=before + 1, predicate=lambda c: not c.args.get("thread_ts")
         )
+        # The bot stores the message's ts just after posting it; a person cannot click that fast.
+        await self.settle()
         post = self.approval_posts()[-1]
         buttons = [e for b in post.args["blocks"] if b["type"] == "actions" for e in b["elements"]]
         label = next(b for b in view["blocks"] if b.get("block_id") == "confirm")["label"]["text"]
@@ -211,12 +216,17 @@ class Harness:
             await asyncio.sleep(0.01)
 
     async def settle(self) -> None:
-        """Wait until the bot has no background work left (executions after the ack)."""
+        """Wait until the bot has no background work left (what listeners hand over after the
+        ack, and executions)."""
         for _ in range(500):
-            if not self.bot.service._tasks:
+            if not self.bot.service._tasks and self.bot.work.idle:
                 return
             await asyncio.sleep(0.01)
         raise AssertionError("background work did not finish")
+
+    async def on_service_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` where the bot's store and clients live (their own thread with ``work_thread``)."""
+        return await self.bot.work.call(coro)
 
     async def issue_atlas_token(self) -> str:
         basic = base64.b64encode(f"{self.atlas_client_id}:{self.atlas_client_secret}".encode()).decode()
@@ -237,7 +247,9 @@ async def running_bot(
     *,
     policy_data: Mapping[str, Any] | None = None,
     extra_env: Mapping[str, str] | None = None,
+    work_thread: bool = False,
 ) -> AsyncIterator[Harness]:
+    """``work_thread``: the service on its own thread's loop, as ``serve`` runs it (bot.work_loop)."""
     fake_slack = FakeSlack(bot_token=BOT_TOKEN)
     api_url = await fake_slack.start()
     fake_slack.add_usergroup(id="S0APPROVERS", handle="atlas-approvers", users=[BOB, DAVE])
@@ -259,7 +271,12 @@ async def running_bot(
     }
     settings = Settings.from_environ(environ)
     policy: Policy = parse_policy(dict(policy_data or DEFAULT_POLICY), known_actions=load_registry())
-    bot = build_bot(settings, environ=environ, policy=policy)
+    work = WorkLoop.start_thread(asyncio.new_event_loop) if work_thread else None
+
+    async def build() -> Bot:
+        return build_bot(settings, environ=environ, policy=policy, work=work)
+
+    bot = await (work.call(build()) if work is not None else build())
     runner = web.AppRunner(bot.web_app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -284,6 +301,8 @@ async def running_bot(
         finally:
             await harness.settle()
             await runner.cleanup()
-            await bot.shutdown(drain_seconds=5)
+            await harness.on_service_loop(bot.shutdown(drain_seconds=5))
+            if work is not None:
+                work.stop()
             await fake_slack.stop()
             await fake_atlas.stop()

@@ -31,15 +31,18 @@ def seed_oidc_idp(h: Harness, *, orgs: int = 1) -> tuple[str, str]:
 
 
 async def table_dump(h: Harness) -> str:
-    async with h.bot.engine.connect() as conn:
-        rows = []
-        for table in ("action_requests", "approvals", "audit_events"):
-            rows += [repr(tuple(r)) for r in (await conn.execute(text(f"SELECT * FROM {table}"))).all()]
-    return "\n".join(rows)
+    async def dump() -> str:
+        async with h.bot.engine.connect() as conn:
+            rows = []
+            for table in ("action_requests", "approvals", "audit_events"):
+                rows += [repr(tuple(r)) for r in (await conn.execute(text(f"SELECT * FROM {table}"))).all()]
+        return "\n".join(rows)
+
+    return await h.on_service_loop(dump())
 
 
 async def stored_state(h: Harness, request_id: str) -> RequestState:
-    return (await h.bot.store.get(request_id)).state
+    return (await h.on_service_loop(h.bot.store.get(request_id))).state
 
 
 # ----------------------------------------------------------------------------- five actions
@@ -81,7 +84,7 @@ async def test_revoke_jwks_end_to_end(harness: Harness) -> None:
     # organisation names it shows were listed once and then served from the read cache.
     assert h.fake_atlas.count("getFederationSettingIdentityProvider") >= 3
     assert h.fake_atlas.count("listOrgs") == 1
-    events = [e.event for e in await h.bot.store.list_audit(request_id=requested.request_id)]
+    events = [e.event for e in await h.on_service_loop(h.bot.store.list_audit(request_id=requested.request_id))]
     assert events[0] == "requested" and events[-1] == "succeeded"
     assert "executing" in events
 
@@ -114,7 +117,7 @@ async def test_delete_federation_needs_two_distinct_approvers(harness: Harness) 
     assert "Executing" not in first, "an approval that does not complete the count is posted alone"
     assert any(f"<@{DAVE}> approved (2 of 2)." in p and "Executing in Atlas now" in p for p in posts), posts
     assert fed not in h.fake_atlas.federations
-    assert (await h.bot.store.get(requested.request_id)).approvers == (BOB, DAVE)
+    assert (await h.on_service_loop(h.bot.store.get(requested.request_id))).approvers == (BOB, DAVE)
 
 
 async def test_revoke_employee_access_end_to_end(harness: Harness) -> None:
@@ -155,7 +158,7 @@ async def test_revoke_token_end_to_end_and_the_token_never_leaks(
         assert secret not in logs
         assert secret not in dump
     # The sealed copy is wiped once the request ends.
-    assert (await h.bot.store.get(requested.request_id)).sealed_secret is None
+    assert (await h.on_service_loop(h.bot.store.get(requested.request_id))).sealed_secret is None
 
 
 # ----------------------------------------------------------------------------- refusals
@@ -193,7 +196,7 @@ async def test_unknown_user_is_denied_before_the_modal(harness: Harness) -> None
     assert response.status_code == 200
     await h.wait_ephemeral("roles oncall")
     assert h.fake_slack.calls_to("views.open") == []
-    events = await h.bot.store.list_audit()
+    events = await h.on_service_loop(h.bot.store.list_audit())
     assert [e.event for e in events] == ["request_denied"]
 
 
@@ -252,7 +255,7 @@ async def test_non_approver_and_foreign_team_clicks_change_nothing(harness: Harn
     await h.settle()
     await asyncio.sleep(0.1)
     assert await stored_state(h, requested.request_id) is RequestState.PENDING
-    denied = [e.event for e in await h.bot.store.list_audit(request_id=requested.request_id)]
+    denied = [e.event for e in await h.on_service_loop(h.bot.store.list_audit(request_id=requested.request_id))]
     assert denied.count("approve_denied") == 3
     assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 0
 
@@ -297,15 +300,19 @@ async def test_expired_request_cannot_run(harness: Harness) -> None:
     h = harness
     fed, idp = seed_oidc_idp(h)
     requested = await h.request(f"revoke-jwks {fed} {idp}")
-    async with h.bot.engine.begin() as conn:  # time passes: the approval window closes
-        await conn.execute(
-            update(action_requests)
-            .where(action_requests.c.id == requested.request_id)
-            .values(expires_at=datetime(2000, 1, 1, tzinfo=UTC))
-        )
+
+    async def close_the_approval_window() -> None:  # time passes
+        async with h.bot.engine.begin() as conn:
+            await conn.execute(
+                update(action_requests)
+                .where(action_requests.c.id == requested.request_id)
+                .values(expires_at=datetime(2000, 1, 1, tzinfo=UTC))
+            )
+
+    await h.on_service_loop(close_the_approval_window())
     await h.click(requested, user=BOB)
     await h.settle()
-    await h.bot.sweeper.sweep()
+    await h.on_service_loop(h.bot.sweeper.sweep())
     await h.wait_thread(requested, "Expired")
     assert await stored_state(h, requested.request_id) is RequestState.EXPIRED
     assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 0
@@ -325,7 +332,7 @@ async def test_ten_concurrent_approve_clicks_make_exactly_one_atlas_call(harness
     await h.wait_thread(requested, "Done")
     await h.settle()
     assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 1
-    events = [e.event for e in await h.bot.store.list_audit(request_id=requested.request_id)]
+    events = [e.event for e in await h.on_service_loop(h.bot.store.list_audit(request_id=requested.request_id))]
     assert events.count("executing") == 1 and events.count("succeeded") == 1
 
 
@@ -344,7 +351,7 @@ async def test_atlas_404_is_reported_in_the_thread(harness: Harness) -> None:
     await h.click(requested, user=BOB)
     thread = await h.wait_thread(requested, "HTTP 404")
     await h.settle()
-    request = await h.bot.store.get(requested.request_id)
+    request = await h.on_service_loop(h.bot.store.get(requested.request_id))
     assert request.state is RequestState.FAILED
     assert request.outcome is not None and request.outcome.status == 404
     assert request.outcome.error_code == "IDENTITY_PROVIDER_NOT_FOUND"
@@ -369,7 +376,7 @@ async def test_atlas_409_is_reported_in_the_thread(harness: Harness) -> None:
     thread = await h.wait_thread(requested, "HTTP 409")
     await h.settle()
     assert "CANNOT_MODIFY_CLUSTER_DURING_UPDATE" in thread and "being updated" in thread
-    assert (await h.bot.store.get(requested.request_id)).state is RequestState.FAILED
+    assert (await h.on_service_loop(h.bot.store.get(requested.request_id))).state is RequestState.FAILED
     assert h.fake_atlas.count("revokeGroupClusterMongoDbEmployeeAccess") == 1
 
 

@@ -22,6 +22,7 @@ from bot.logs import JsonFormatter, RequestIdFilter, SecretScrubber
 from bot.metrics import Metrics
 from bot.store import Store
 from bot.web import build_web_app
+from bot.work_loop import WorkLoop
 from tests.db import make_database
 from tests.e2e.harness import BOB, DEFAULT_POLICY, Harness
 from tests.e2e.test_flow import seed_oidc_idp
@@ -166,7 +167,9 @@ async def unreachable_database_app() -> AsyncIterator[str]:
     # Port 1 on loopback: nothing listens, so every connection is refused at once.
     engine = create_engine("postgresql://postgres@127.0.0.1:1/none")
     bolt = AsyncApp(signing_secret="healthz-test", token="xoxb-healthz")
-    runner = web.AppRunner(build_web_app(bolt, store=Store(engine), metrics=Metrics()), access_log=None)
+    runner = web.AppRunner(
+        build_web_app(bolt, store=Store(engine), metrics=Metrics(), work=WorkLoop.same_loop()), access_log=None
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

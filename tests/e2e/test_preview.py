@@ -48,12 +48,12 @@ async def test_approval_message_shows_the_preview_and_evidence_is_audited(harnes
     requested = await h.request(f"delete-idp {fed} {idp}")
     message = json.dumps(h.approval_posts()[-1].args["blocks"])
     assert "Live from Atlas" in message and "OIDC" in message and "Used by" in message
-    events = await h.bot.store.list_audit(request_id=requested.request_id)
+    events = await h.on_service_loop(h.bot.store.list_audit(request_id=requested.request_id))
     evidence = [e for e in events if e.event == "evidence"]
     assert len(evidence) == 1
     stored_idp = evidence[0].detail["evidence"]["identityProvider"]
     assert stored_idp["id"] == idp and stored_idp["issuerUri"].startswith("https://")
-    request = await h.bot.store.get(requested.request_id)
+    request = await h.on_service_loop(h.bot.store.get(requested.request_id))
     assert request.preview_digest == evidence[0].detail["digest"]
 
 
@@ -95,7 +95,7 @@ async def test_preflight_stops_what_atlas_would_refuse(harness: Harness, case: s
     assert h.approval_posts() == []
     writes = [r for r in fake.requests if r.method in {"DELETE", "POST"} and not r.path.startswith("/api/oauth")]
     assert writes == []
-    assert [e.event for e in await h.bot.store.list_audit()] == ["preflight_blocked"]
+    assert [e.event for e in await h.on_service_loop(h.bot.store.list_audit())] == ["preflight_blocked"]
 
 
 async def test_changed_target_stops_execution_and_asks_for_a_fresh_approval(harness: Harness) -> None:
@@ -112,7 +112,7 @@ async def test_changed_target_stops_execution_and_asks_for_a_fresh_approval(harn
     thread = await h.wait_thread(requested, "changed since it was approved")
     await h.settle()
     assert "Request it again" in thread
-    request = await h.bot.store.get(requested.request_id)
+    request = await h.on_service_loop(h.bot.store.get(requested.request_id))
     assert request.state is RequestState.FAILED
     assert request.outcome is not None and request.outcome.error_code == "TARGET_CHANGED"
     assert h.fake_atlas.count("deleteFederationSettingIdentityProvider") == 0

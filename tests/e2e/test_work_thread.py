@@ -1,0 +1,97 @@
+"""The service on its own thread (as ``serve`` runs it): Slack's acks never wait for it.
+
+Every e2e flow also runs with the service on its own thread (the ``harness`` fixture's
+``work-thread`` case); these tests are about what only that arrangement can do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from bot.slack.listeners import REFUSE_COMMANDS_BEHIND_SECONDS
+from tests.e2e.harness import BOB, running_bot
+from tests.e2e.test_flow import seed_oidc_idp
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_acks_are_sent_while_the_service_loop_is_stuck(database_url: str) -> None:
+    async with running_bot(database_url, work_thread=True) as h:
+        fed, idp = seed_oidc_idp(h)
+        requested = await h.request(f"revoke-jwks {fed} {idp}")
+        release, stuck = threading.Event(), threading.Event()
+
+        def stick() -> None:  # the service's loop runs nothing else until released
+            stuck.set()
+            release.wait(30)
+
+        h.bot.work.loop.call_soon_threadsafe(stick)
+        assert await asyncio.to_thread(stuck.wait, 5)
+        try:
+            opened_before = len(h.fake_slack.calls_to("views.open"))
+            command = await h.command(f"revoke-jwks {fed} {idp}")
+            assert command.status_code == 200 and not command.content
+            refused = await h.command("revoke-employee-access 65a1b2c3d4e5f6a7b8c9d0e1 ../../admin")
+            assert refused.status_code == 200 and "clusterName" in refused.json()["text"]
+            click = await h.click(requested, user=BOB)
+            assert click.status_code == 200 and not click.content
+            # Acked, and nothing of the work behind them has run yet.
+            assert not release.is_set()
+            assert len(h.fake_slack.calls_to("views.open")) == opened_before
+            assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 0
+        finally:
+            release.set()
+        await h.fake_slack.wait_for("views.open", count=opened_before + 1)
+        await h.wait_thread(requested, "Done")
+        await h.settle()
+        assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 1
+
+
+async def test_a_failure_after_the_ack_reaches_the_person_from_the_work_thread(database_url: str) -> None:
+    async with running_bot(database_url, work_thread=True) as h:
+        fed, idp = seed_oidc_idp(h)
+        h.fake_slack.fail_next("views.open", error="expired_trigger_id")
+        response = await h.command(f"revoke-jwks {fed} {idp}")
+        assert response.status_code == 200 and not response.content
+        reply = await h.wait_ephemeral("Could not open the confirmation form")
+        assert "expired_trigger_id" in reply
+
+
+async def test_commands_are_refused_at_once_when_the_work_is_too_far_behind_and_clicks_are_not(
+    database_url: str,
+) -> None:
+    async with running_bot(database_url, work_thread=True) as h:
+        fed, idp = seed_oidc_idp(h)
+        requested = await h.request(f"revoke-jwks {fed} {idp}")
+        opened_before = len(h.fake_slack.calls_to("views.open"))
+        release, stuck = threading.Event(), threading.Event()
+
+        def stick() -> None:
+            stuck.set()
+            release.wait(30)
+
+        h.bot.work.loop.call_soon_threadsafe(stick)
+        assert await asyncio.to_thread(stuck.wait, 5)
+        try:
+            for _ in range(100):
+                if h.bot.work.behind() > REFUSE_COMMANDS_BEHIND_SECONDS:
+                    break
+                await asyncio.sleep(0.05)
+            refused = await h.command(f"revoke-jwks {fed} {idp}")
+            assert refused.status_code == 200
+            body = refused.json()
+            assert body["response_type"] == "ephemeral"
+            assert "too busy to open the form" in body["text"] and "Nothing was done" in body["text"]
+            click = await h.click(requested, user=BOB)  # an approval is never turned away
+            assert click.status_code == 200 and not click.content
+        finally:
+            release.set()
+        await h.wait_thread(requested, "Done")
+        await h.settle()
+        assert len(h.fake_slack.calls_to("views.open")) == opened_before, "the refused command opened nothing"
+        assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 1
+        metrics = (await h.http.get(f"{h.url}/metrics")).text
+        assert "atlas_chatops_commands_refused_busy_total 1.0" in metrics
