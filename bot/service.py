@@ -177,8 +177,9 @@ class ChatOps:
                 )
         return None
 
-    async def command(self, cmd: CommandInput) -> Message | None:
-        """After the ack: meta commands answer; actions check the policy and open the modal."""
+    async def command(self, cmd: CommandInput, *, form_opened: Callable[[], None] | None = None) -> Message | None:
+        """After the ack: meta commands answer; actions check the policy and open the modal.
+        ``form_opened`` is called once views.open has answered, before the preview is read."""
         parsed = parse_command(cmd.text, self.registry)  # already validated by parse()
         if parsed.name == "pick":
             return await self.open_picker(cmd)
@@ -206,6 +207,8 @@ class ChatOps:
                 f"Could not open the confirmation form (`{error}`). Slack allows 3 seconds to open it; "
                 "please run the command again."
             )
+        if form_opened is not None:
+            form_opened()
         await self.fill_preview(confirmation, view_id=opened["view"]["id"], view_hash=opened["view"]["hash"])
         return None
 

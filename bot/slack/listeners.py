@@ -7,8 +7,9 @@ bot is not in the channel), falling back to ``chat.postEphemeral``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import aiohttp
@@ -37,10 +38,40 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # A command opens its form with several steps on the work loop (the policy, a database read,
-# views.open), each waiting behind its backlog: this far behind, the form would miss Slack's 3 s
-# trigger_id window, so the person is told at once instead of waiting for a form that never opens.
+# views.open), each waiting behind its backlog and for a database connection. When the work loop
+# is over 1 s behind, or the oldest command taken on has waited over 2 s for its form, a new form
+# would likely miss Slack's 3 s trigger_id window: the person is told at once instead. Forms wait
+# in line, so one that has waited 2 s says a new one would wait about as long.
 REFUSE_COMMANDS_BEHIND_SECONDS = 1.0
+REFUSE_COMMANDS_FORM_WAIT_SECONDS = 2.0
 BUSY_LOG_EVERY_SECONDS = 10.0
+
+
+class FormsOpening:
+    """Commands taken on whose form has not opened yet, oldest first. Added on the ack's thread,
+    removed on the work thread."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._since: dict[object, float] = {}  # insertion order is age order
+        self._lock = threading.Lock()
+
+    def add(self) -> Callable[[], None]:
+        """Count one command in; the returned function counts it out (calling it again does nothing)."""
+        key = object()
+        with self._lock:
+            self._since[key] = self._clock()
+
+        def opened() -> None:
+            with self._lock:
+                self._since.pop(key, None)
+
+        return opened
+
+    def oldest_wait(self) -> float:
+        with self._lock:
+            oldest = next(iter(self._since.values()), None)
+        return 0.0 if oldest is None else self._clock() - oldest
 
 
 def _ephemeral(message: Message) -> dict[str, Any]:
@@ -132,16 +163,18 @@ def register(app: AsyncApp, service: ChatOps, work: WorkLoop) -> None:
         return await work.call(read)
 
     busy_logged_at, refused_unlogged = 0.0, 0
+    forms_opening = FormsOpening()
 
     def too_busy() -> Message | None:
         nonlocal busy_logged_at, refused_unlogged
-        behind = work.behind()
-        if behind <= REFUSE_COMMANDS_BEHIND_SECONDS:
+        behind, form_wait = work.behind(), forms_opening.oldest_wait()
+        if behind <= REFUSE_COMMANDS_BEHIND_SECONDS and form_wait <= REFUSE_COMMANDS_FORM_WAIT_SECONDS:
             return None
+        behind = max(behind, form_wait)
         service.metrics.commands_refused_busy.inc()
         refused_unlogged += 1
         if time.monotonic() - busy_logged_at >= BUSY_LOG_EVERY_SECONDS:  # one line, not one per command
-            log.warning("the work loop is %.1f s behind: %d commands refused as busy", behind, refused_unlogged)
+            log.warning("the bot's work is %.1f s behind: %d commands refused as busy", behind, refused_unlogged)
             busy_logged_at, refused_unlogged = time.monotonic(), 0
         return plain_message(
             f":hourglass: The bot is too busy to open the form within Slack's 3 seconds (its work is "
@@ -164,8 +197,13 @@ def register(app: AsyncApp, service: ChatOps, work: WorkLoop) -> None:
             response_url=body.get("response_url"),
         )
 
+        form_opened = forms_opening.add()
+
         async def open_form() -> None:
-            reply = await service.command(cmd)
+            try:
+                reply = await service.command(cmd, form_opened=form_opened)
+            finally:
+                form_opened()  # a meta command, a denial, a failure: nothing more to wait for
             if reply is not None:
                 await tell(reply, response_url=cmd.response_url, channel=cmd.channel_id, user=cmd.user_id)
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.slack.listeners import FormsOpening
 from bot.work_loop import HEARTBEAT_SECONDS, WorkLoop
 
 marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="unset")
@@ -165,3 +166,19 @@ async def test_behind_says_how_long_the_work_loop_has_run_nothing(threaded: Work
     await threaded.call(one_beat_later())
     assert threaded.behind() < 0.3, "caught up once it runs again"
     assert WorkLoop.same_loop().behind() == 0.0
+
+
+def test_forms_opening_reports_the_oldest_wait_and_forgets_opened_ones() -> None:
+    now = [100.0]
+    forms = FormsOpening(clock=lambda: now[0])
+    assert forms.oldest_wait() == 0.0
+    first_opened = forms.add()
+    now[0] += 1.0
+    second_opened = forms.add()
+    now[0] += 0.5
+    assert forms.oldest_wait() == 1.5
+    first_opened()
+    first_opened()  # once more: nothing changes
+    assert forms.oldest_wait() == 0.5
+    second_opened()
+    assert forms.oldest_wait() == 0.0

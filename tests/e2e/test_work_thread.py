@@ -1,7 +1,8 @@
-"""The service on its own thread (as ``serve`` runs it): Slack's acks never wait for it.
+"""The service on its own thread (as ``serve`` runs it): Slack's acks never wait for it, and a
+command is refused at once when its form could not open in time.
 
 Every e2e flow also runs with the service on its own thread (the ``harness`` fixture's
-``work-thread`` case); these tests are about what only that arrangement can do.
+``work-thread`` case); most tests here are about what only that arrangement can do.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import threading
 
 import pytest
 
-from bot.slack.listeners import REFUSE_COMMANDS_BEHIND_SECONDS
-from tests.e2e.harness import BOB, running_bot
+from bot.slack.listeners import REFUSE_COMMANDS_BEHIND_SECONDS, REFUSE_COMMANDS_FORM_WAIT_SECONDS
+from tests.e2e.harness import BOB, Harness, running_bot
 from tests.e2e.test_flow import seed_oidc_idp
 
 pytestmark = pytest.mark.e2e
@@ -95,3 +96,21 @@ async def test_commands_are_refused_at_once_when_the_work_is_too_far_behind_and_
         assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 1
         metrics = (await h.http.get(f"{h.url}/metrics")).text
         assert "atlas_chatops_commands_refused_busy_total 1.0" in metrics
+
+
+async def test_commands_are_refused_while_an_earlier_form_has_waited_too_long_to_open(harness: Harness) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    h.fake_slack.delay("views.open", 6.0)  # Slack, or the bot's own backlog, holds the first form
+    first = await h.command(f"revoke-jwks {fed} {idp}")
+    assert first.status_code == 200 and not first.content
+    await h.fake_slack.wait_for("views.open")
+    await asyncio.sleep(REFUSE_COMMANDS_FORM_WAIT_SECONDS + 0.2)
+    second = await h.command(f"revoke-jwks {fed} {idp}")
+    assert "too busy to open the form" in second.json()["text"]
+    h.fake_slack.delay("views.open", 0)
+    await h.fake_slack.wait_for("views.update")  # the first form opened and is being filled in
+    third = await h.command(f"revoke-jwks {fed} {idp}")
+    assert third.status_code == 200 and not third.content, "taken on again once the old form opened"
+    await h.fake_slack.wait_for("views.open", count=2)
+    await h.settle()
