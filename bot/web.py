@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from pydantic import SecretStr
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
 
 from bot.errors import StoreUnavailable
 from bot.metrics import Metrics
@@ -55,6 +58,11 @@ def build_web_app(
         body = bolt_request.raw_body
         # Interactivity is one form field, `payload`; Events API deliveries are JSON; the rest are commands.
         kind = "interactive" if body.startswith("payload=") else "event" if body.startswith("{") else "command"
+        if kind == "command" and "payload" in body:
+            # Bolt's parse_body reads any form body containing "payload" as interactivity and, finding
+            # no payload field, sees nothing: "/atlas help payload" reached no listener. It is a command.
+            bolt_request.body = dict(parse_qsl(body, keep_blank_values=True))
+            bolt_request.context = build_async_context(AsyncBoltContext({}), bolt_request.body)
         bolt_response = await bolt.async_dispatch(bolt_request)
         metrics.ack_seconds.labels(kind).observe(time.perf_counter() - started)
         if bolt_response.status == 404:

@@ -179,6 +179,16 @@ async def test_bad_arguments_get_a_specific_ephemeral_answer_and_nothing_happens
     assert await table_dump(h) == ""
 
 
+async def test_command_text_saying_payload_is_still_a_command(harness: Harness) -> None:
+    # Bolt's parse_body takes any form body containing "payload" for interactivity.
+    h = harness
+    helped = await h.command("help payload")
+    assert helped.status_code == 200 and "/atlas revoke-jwks" in json.dumps(helped.json())
+    refused = await h.command("revoke-jwks 65a1b2c3d4e5f6a7b8c9d0e1 payload")
+    assert refused.status_code == 200 and "identityProviderId" in refused.json()["text"]
+    assert h.fake_slack.calls_to("views.open") == [] and h.fake_atlas.requests == []
+
+
 async def test_token_in_command_text_is_refused_without_echo(harness: Harness) -> None:
     h = harness
     token = await h.issue_atlas_token()
