@@ -59,6 +59,7 @@ from bot.views import (
     target_options,
     truncate,
 )
+from bot.work_loop import finish_or_cancel
 
 __all__ = ["ChatOps", "ClickInput", "CommandInput", "Confirmation", "SubmissionInput", "ValidSubmission"]
 
@@ -604,14 +605,7 @@ class ChatOps:
         still running then. Those are cancelled: one that has not called Atlas yet hands its request
         back (approved again, for another replica); one waiting on Atlas is left to the stale-lease sweep."""
         self._accepting = False
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=timeout)
-        remaining = list(self._tasks)
-        for task in remaining:
-            task.cancel()
-        if remaining:
-            await asyncio.wait(remaining, timeout=HAND_BACK_SECONDS + 1)
-        return len(remaining)
+        return await finish_or_cancel(self._tasks, timeout, grace=HAND_BACK_SECONDS + 1)
 
     async def execute(self, request_id: str, *, approved_line: str | None = None) -> None:
         """Run an approved request if this replica wins its claim. ``approved_line`` is the last

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["GIL_SWITCH_SECONDS", "HEARTBEAT_SECONDS", "WorkLoop"]
+__all__ = ["GIL_SWITCH_SECONDS", "HEARTBEAT_SECONDS", "WorkLoop", "finish_or_cancel"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,19 @@ GIL_SWITCH_SECONDS = 0.0001
 # How often the work loop notes that it is running callbacks; how far behind it is shows as the
 # age of that note (see WorkLoop.behind).
 HEARTBEAT_SECONDS = 0.05
+
+
+async def finish_or_cancel(tasks: set[asyncio.Task[Any]], timeout: float, *, grace: float) -> int:
+    """Wait up to ``timeout`` for ``tasks`` (a live set: finished ones leave it), cancel those still
+    running, and give them ``grace`` seconds to unwind; returns how many were cancelled."""
+    if tasks:
+        await asyncio.wait(list(tasks), timeout=timeout)
+    remaining = list(tasks)
+    for task in remaining:
+        task.cancel()
+    if remaining:
+        await asyncio.wait(remaining, timeout=grace)
+    return len(remaining)
 
 
 class WorkLoop:
@@ -141,14 +154,7 @@ class WorkLoop:
     async def finish(self, timeout: float) -> int:
         """On the work loop: wait up to ``timeout`` for the work submitted so far (a submission
         being stored, a modal being filled in), then cancel what is left; returns how many were."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=timeout)
-        remaining = list(self._tasks)
-        for task in remaining:
-            task.cancel()
-        if remaining:
-            await asyncio.wait(remaining, timeout=1.0)
-        return len(remaining)
+        return await finish_or_cancel(self._tasks, timeout, grace=1.0)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread's loop (after :meth:`call`-ing whatever must finish first)."""
