@@ -61,7 +61,15 @@ from bot.views import (
 )
 from bot.work_loop import finish_or_cancel
 
-__all__ = ["ChatOps", "ClickInput", "CommandInput", "Confirmation", "SubmissionInput", "ValidSubmission"]
+__all__ = [
+    "ChatOps",
+    "ClickInput",
+    "CommandInput",
+    "Confirmation",
+    "MessageLocation",
+    "SubmissionInput",
+    "ValidSubmission",
+]
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +125,20 @@ class Confirmation:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageLocation:
+    channel: str
+    ts: str
+
+
+@dataclass(frozen=True, slots=True)
 class ClickInput:
     user_id: str
     team_id: str
     channel_id: str | None
     request_id: str
+    # The approval message clicked on (not a /atlas pending list or the App Home tab). Slack shows the
+    # message as soon as chat.postMessage returns, before the bot has stored its ts.
+    approval_message: MessageLocation | None = None
 
 
 class ChatOps:
@@ -539,6 +556,7 @@ class ChatOps:
         if request is None:
             return plain_message("That request no longer exists.")
         bind_request_id(request.id)
+        request = await self._with_approval_message(request, click)
         if click.user_id == request.requester_id:
             try:
                 cancelled = await self.store.cancel(request.id, user_id=click.user_id)
@@ -567,6 +585,7 @@ class ChatOps:
         request = request or await self._get(click.request_id)
         if request is None:
             return None, actor, plain_message("That request no longer exists.")
+        request = await self._with_approval_message(request, click)
         decision = decide_approve(
             self.policy,
             actor,
@@ -829,6 +848,16 @@ class ChatOps:
 
     async def _actor(self, user_id: str, team_id: str) -> Actor:
         return Actor(user_id=user_id, team_id=team_id, group_handles=await self.directory.groups_of(user_id))
+
+    async def _with_approval_message(self, request: ActionRequest, click: ClickInput) -> ActionRequest:
+        """``request`` knowing its approval message, when the click came from that message before
+        the bot stored it: without it the decision and the result would land in the channel instead
+        of the thread, and the message would keep its buttons."""
+        clicked = click.approval_message
+        if request.message_ts is not None or clicked is None or clicked.channel != request.channel_id:
+            return request
+        await self.store.set_message(request.id, channel=clicked.channel, ts=clicked.ts, only_if_unset=True)
+        return await self._get(request.id) or request
 
     async def _get(self, request_id: str) -> ActionRequest | None:
         try:

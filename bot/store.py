@@ -570,16 +570,20 @@ class Store:
         return await self._current(request_id)
 
     @translate_errors
-    async def set_message(self, request_id: str, *, channel: str, ts: str) -> None:
-        """Remember the Slack message that shows this request (to update it later)."""
+    async def set_message(self, request_id: str, *, channel: str, ts: str, only_if_unset: bool = False) -> None:
+        """Remember the Slack message that shows this request (to update it later). With
+        ``only_if_unset`` a message already remembered stays (no error either way)."""
+        condition = [action_requests.c.id == request_id]
+        if only_if_unset:
+            condition.append(action_requests.c.message_ts.is_(None))
         async with self._transaction(write=True) as conn:
             result = await conn.execute(
                 update(action_requests)
-                .where(action_requests.c.id == request_id)
+                .where(*condition)
                 .values(message_channel=channel, message_ts=ts, updated_at=self._now())
                 .returning(action_requests.c.id)
             )
-            if result.first() is None:
+            if result.first() is None and not only_if_unset:
                 raise _not_found(request_id)
 
     # -- approval ----------------------------------------------------------------------------------

@@ -18,10 +18,11 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.errors import ChatOpsError
-from bot.service import ChatOps, ClickInput, CommandInput, SubmissionInput
+from bot.service import ChatOps, ClickInput, CommandInput, MessageLocation, SubmissionInput
 from bot.views import (
     APPROVE_ACTION_ID,
     CONFIRM_CALLBACK_ID,
+    DECISION_BLOCK,
     PICK_ACTION_ID,
     PICK_CALLBACK_ID,
     PICK_TARGET_ACTION_ID,
@@ -85,9 +86,27 @@ def _ephemeral(message: Message) -> dict[str, Any]:
 
 def _click_input(body: dict[str, Any]) -> ClickInput:
     user_id, team_id = _user(body)
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    container = body.get("container") or {}
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
     action = (body.get("actions") or [{}])[0]
-    return ClickInput(user_id=user_id, team_id=team_id, channel_id=channel, request_id=str(action.get("value", "")))
+    on_approval_message = (
+        action.get("block_id") == DECISION_BLOCK  # /atlas pending and the Home tab number theirs
+        and container.get("type") == "message"
+        and not container.get("is_ephemeral")
+        and isinstance(container.get("channel_id"), str)
+        and isinstance(container.get("message_ts"), str)
+    )
+    return ClickInput(
+        user_id=user_id,
+        team_id=team_id,
+        channel_id=channel,
+        request_id=str(action.get("value", "")),
+        approval_message=(
+            MessageLocation(channel=container["channel_id"], ts=container["message_ts"])
+            if on_approval_message
+            else None
+        ),
+    )
 
 
 def _view_values(view: dict[str, Any]) -> dict[str, str | None]:

@@ -166,11 +166,21 @@ class Harness:
         team: str = TEAM_ID,
         value: str | None = None,
     ) -> httpx.Response:
+        """A click on the approval message as the bot posted it (its blocks, the button's block_id)."""
+        posted = next(c for c in self.approval_posts() if str(c.response["ts"]) == requested.message_ts)
+        blocks = posted.args["blocks"]
+        block_id = next(
+            b["block_id"]
+            for b in blocks
+            if b["type"] == "actions" and any(e["action_id"] == action for e in b["elements"])
+        )
         return await self.slack.click(
             user_id=user,
             team_id=team,
             channel_id=channel,
             message_ts=requested.message_ts,
+            message_blocks=blocks,
+            block_id=block_id,
             action_id=action,
             value=requested.request_id if value is None else value,
             response_url=self.fake_slack.response_url(channel_id=channel),

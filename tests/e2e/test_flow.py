@@ -306,6 +306,64 @@ async def test_requester_can_withdraw(harness: Harness) -> None:
     assert await stored_state(h, requested.request_id) is RequestState.CANCELLED
 
 
+async def forget_approval_message(h: Harness, request_id: str) -> None:
+    """As if the click came between chat.postMessage returning and the bot storing the message's ts:
+    Slack shows the message, with its buttons, as soon as it is posted."""
+
+    async def forget() -> None:
+        async with h.bot.engine.begin() as conn:
+            await conn.execute(
+                update(action_requests)
+                .where(action_requests.c.id == request_id)
+                .values(message_channel=None, message_ts=None)
+            )
+
+    await h.on_service_loop(forget())
+
+
+@pytest.mark.parametrize(
+    ("clicker", "action", "outcome"), [(BOB, "atlas_approve", "Done"), (ALICE, "atlas_reject", "withdrew")]
+)
+async def test_a_click_before_the_message_is_stored_still_answers_in_its_thread(
+    harness: Harness, clicker: str, action: str, outcome: str
+) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    requested = await h.request(f"revoke-jwks {fed} {idp}")
+    await forget_approval_message(h, requested.request_id)
+    await h.click(requested, user=clicker, action=action)
+    await h.wait_thread(requested, outcome)
+    await h.settle()
+    assert len(h.approval_posts()) == 1, "nothing about the request may go to the channel outside its thread"
+    assert not [b for b in h.final_update(requested)["blocks"] if b["type"] == "actions"], "buttons must be removed"
+    stored = await h.on_service_loop(h.bot.store.get(requested.request_id))
+    assert (stored.message_channel, stored.message_ts) == (CHANNEL, requested.message_ts)
+
+
+async def test_a_click_in_a_pending_list_is_not_taken_for_the_approval_message(harness: Harness) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    requested = await h.request(f"revoke-jwks {fed} {idp}")
+    await forget_approval_message(h, requested.request_id)
+    # /atlas pending's buttons: an ephemeral message with its own ts, blocks numbered per request.
+    await h.slack.click(
+        user_id=BOB,
+        channel_id=CHANNEL,
+        message_ts="1700000000.000999",
+        is_ephemeral=True,
+        block_id=f"atlas_decision-{requested.request_id[:8]}",
+        action_id="atlas_approve",
+        value=requested.request_id,
+        response_url=h.fake_slack.response_url(channel_id=CHANNEL),
+    )
+    await h.fake_slack.wait_for("chat.postMessage", predicate=lambda c: "Done" in str(c.args))
+    await h.settle()
+    stored = await h.on_service_loop(h.bot.store.get(requested.request_id))
+    assert stored.state is RequestState.SUCCEEDED
+    assert (stored.message_channel, stored.message_ts) == (None, None)
+    assert not [c for c in h.fake_slack.calls_to("chat.postMessage") if c.args.get("thread_ts") == "1700000000.000999"]
+
+
 async def test_expired_request_cannot_run(harness: Harness) -> None:
     h = harness
     fed, idp = seed_oidc_idp(h)
