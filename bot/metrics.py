@@ -49,6 +49,12 @@ class Metrics:
             "within Slack's 3 s.",
             registry=self.registry,
         )
+        self.answers_too_late = Counter(
+            "atlas_chatops_answers_too_late_total",
+            "Picker options or a picker's Next answered 'busy': the work they needed could not finish "
+            "within 2.5 s of Slack's request.",
+            registry=self.registry,
+        )
         self.slack_errors = Counter(
             "atlas_chatops_slack_errors_total",
             "Slack Web API calls that failed, by method and Slack error code.",

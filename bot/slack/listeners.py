@@ -6,6 +6,7 @@ bot is not in the channel), falling back to ``chat.postEphemeral``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -23,6 +24,7 @@ from bot.views import (
     APPROVE_ACTION_ID,
     CONFIRM_CALLBACK_ID,
     DECISION_BLOCK,
+    PICK_ACTION_BLOCK,
     PICK_ACTION_ID,
     PICK_CALLBACK_ID,
     PICK_TARGET_ACTION_ID,
@@ -46,6 +48,10 @@ T = TypeVar("T")
 REFUSE_COMMANDS_BEHIND_SECONDS = 1.0
 REFUSE_COMMANDS_FORM_WAIT_SECONDS = 2.0
 BUSY_LOG_EVERY_SECONDS = 10.0
+# Picker options and the picker's Next are answered in their ack, which Slack waits 3 s for: what
+# such an ack waits for on the work loop gets 2.5 s from the ack's side, backlog included, and is
+# cancelled after that (the person gets "busy" rather than Slack's generic error).
+BEFORE_ACK_SECONDS = 2.5
 
 
 class FormsOpening:
@@ -177,9 +183,19 @@ def register(app: AsyncApp, service: ChatOps, work: WorkLoop) -> None:
 
         work.submit(guarded())
 
-    async def before_ack(read: Coroutine[Any, Any, T]) -> T:
-        """Work an ack's body depends on (options, a picked target): waited for on the work loop."""
-        return await work.call(read)
+    async def before_ack(read: Coroutine[Any, Any, T], *, too_late: T) -> T:
+        """Work an ack's body depends on (options, a picked target), run on the work loop; ``too_late``
+        when it cannot be answered within :data:`BEFORE_ACK_SECONDS`."""
+        if work.behind() > BEFORE_ACK_SECONDS:
+            read.close()  # never started
+        else:
+            try:
+                return await asyncio.wait_for(work.call(read), BEFORE_ACK_SECONDS)
+            except TimeoutError:
+                pass
+        service.metrics.answers_too_late.inc()
+        log.warning("an answer Slack waits for took over %.1f s on the bot's work loop", BEFORE_ACK_SECONDS)
+        return too_late
 
     busy_logged_at, refused_unlogged = 0.0, 0
     forms_opening = FormsOpening()
@@ -309,7 +325,9 @@ def register(app: AsyncApp, service: ChatOps, work: WorkLoop) -> None:
                 private_metadata=str((body.get("view") or {}).get("private_metadata", "")),
                 block_id=str(body.get("block_id", "")),
                 query=str(body.get("value", ""))[:200],
-            )
+            ),
+            # Like an Atlas listing that outlasts its budget: nothing to pick yet, the next keystroke asks again.
+            too_late={"options": []},
         )
         await ack(**answer)
 
@@ -324,7 +342,10 @@ def register(app: AsyncApp, service: ChatOps, work: WorkLoop) -> None:
                     private_metadata=str(view.get("private_metadata", "")),
                     values=_view_values(view),
                 )
-            )
+            ),
+            too_late={
+                PICK_ACTION_BLOCK: "The bot is too busy to check this within Slack's 3 seconds. Press Next again."
+            },
         )
         if isinstance(picked, dict):
             await ack(response_action="errors", errors=picked)
@@ -342,4 +363,4 @@ def register(app: AsyncApp, service: ChatOps, work: WorkLoop) -> None:
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         # A listener failing before its work was handed over (a read an ack waited for, say).
-        await before_ack(report(error, body))
+        await work.call(report(error, body))

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
-from bot.slack.listeners import REFUSE_COMMANDS_BEHIND_SECONDS, REFUSE_COMMANDS_FORM_WAIT_SECONDS
+from bot.slack.listeners import (
+    BEFORE_ACK_SECONDS,
+    REFUSE_COMMANDS_BEHIND_SECONDS,
+    REFUSE_COMMANDS_FORM_WAIT_SECONDS,
+)
 from tests.e2e.harness import BOB, Harness, running_bot
 from tests.e2e.test_flow import seed_oidc_idp
+from tests.e2e.test_picker import choose_action, open_picker, submit_picker, suggest
 
 pytestmark = pytest.mark.e2e
 
@@ -114,3 +120,46 @@ async def test_commands_are_refused_while_an_earlier_form_has_waited_too_long_to
     assert third.status_code == 200 and not third.content, "taken on again once the old form opened"
     await h.fake_slack.wait_for("views.open", count=2)
     await h.settle()
+
+
+async def test_picker_answers_say_busy_within_slacks_3_seconds_while_the_work_loop_is_stuck(
+    database_url: str,
+) -> None:
+    async with running_bot(database_url, work_thread=True) as h:
+        fed, idp = seed_oidc_idp(h)
+        chosen = await choose_action(h, await open_picker(h), "revoke-jwks")
+        option = {"value": f"{fed} {idp}", "text": {"type": "plain_text", "text": "x"}}
+        release, stuck = threading.Event(), threading.Event()
+
+        def stick() -> None:
+            stuck.set()
+            release.wait(30)
+
+        h.bot.work.loop.call_soon_threadsafe(stick)
+        assert await asyncio.to_thread(stuck.wait, 5)
+        try:
+            # Each is answered within Slack's 3 s: the first after waiting BEFORE_ACK_SECONDS, the
+            # second at once (by then the work loop's heartbeat says it is further behind than that).
+            started = time.monotonic()
+            assert await suggest(h, chosen, "revoke-jwks") == []
+            options_took = time.monotonic() - started
+            assert BEFORE_ACK_SECONDS - 0.1 <= options_took < 3.0, options_took
+            started = time.monotonic()
+            answer = await submit_picker(h, chosen, "revoke-jwks", option)
+            next_took = time.monotonic() - started
+            assert answer["response_action"] == "errors" and "Press Next again" in answer["errors"]["pick_action"]
+            assert next_took < 3.0, next_took
+        finally:
+            release.set()
+        # The work loop is free again: the same menu and Next work (the listing may take a keystroke
+        # or two to arrive, as with a slow Atlas).
+        for _ in range(50):
+            if options := await suggest(h, chosen, "revoke-jwks"):
+                break
+            await asyncio.sleep(0.1)
+        assert [o["value"] for o in options] == [f"{fed} {idp}"]
+        answer = await submit_picker(h, chosen, "revoke-jwks", options[0])
+        assert answer["response_action"] == "update" and answer["view"]["callback_id"] == "atlas_confirm"
+        await h.settle()
+        metrics = (await h.http.get(f"{h.url}/metrics")).text
+        assert "atlas_chatops_answers_too_late_total 2.0" in metrics
