@@ -1068,6 +1068,19 @@ class Store:
             )
 
     @translate_errors
+    async def count_requests(self, *, states: Collection[RequestState]) -> int:
+        """How many requests are in ``states`` (one COUNT on the state index, no rows read out)."""
+        if not states:
+            return 0
+        async with self._transaction(write=False) as conn:
+            counted = await conn.scalar(
+                select(func.count())
+                .select_from(action_requests)
+                .where(action_requests.c.state.in_(sorted(RequestState(state).value for state in states)))
+            )
+        return int(counted or 0)
+
+    @translate_errors
     async def count_recent_by(self, *, since: datetime, requester_id: str, channel_id: str) -> tuple[int, int]:
         """(requests by ``requester_id``, requests in ``channel_id``) created at or after ``since``:
         both rate limits in one statement, each count on its own index."""

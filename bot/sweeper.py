@@ -113,8 +113,9 @@ class Sweeper:
             service.spawn(service.execute(approved.id))
         for stale in await store.stale_executions():
             await self.resolve(stale)
-        pending = await store.list_requests(states=[RequestState.PENDING], limit=1000)
-        service.metrics.pending.set(len(pending))
+        # A count, not the rows: with 10,000 pending requests, reading out 1,000 of them every pass
+        # cost about 3% of the bot's CPU under load in bench/ (and the gauge stopped at 1,000).
+        service.metrics.pending.set(await store.count_requests(states=[RequestState.PENDING]))
 
     async def _read_back(self, spec: ActionSpec[Any] | None, request: ActionRequest) -> tuple[bool | None, str | None]:
         """The action's ``verify`` answer for this target, or (None, why it could not be read)."""

@@ -665,6 +665,19 @@ async def test_list_requests(store: Store, clock: ManualClock) -> None:
     assert listed[0].approvers == ("U_A1", "U_A2")
 
 
+async def test_count_requests(store: Store, clock: ManualClock) -> None:
+    assert await store.count_requests(states=[RequestState.PENDING]) == 0
+    for _ in range(3):
+        await store.create_request(new_request(clock))
+    await approved(store, clock)
+    rejected = await store.create_request(new_request(clock))
+    await store.reject(rejected.id, user_id="U_A")
+    assert await store.count_requests(states=[RequestState.PENDING]) == 3
+    assert await store.count_requests(states={RequestState.PENDING, RequestState.APPROVED}) == 4
+    assert await store.count_requests(states=[RequestState.REJECTED]) == 1
+    assert await store.count_requests(states=[]) == 0
+
+
 async def test_count_recent_by_counts_requester_and_channel_in_one_read(store: Store, clock: ManualClock) -> None:
     start = clock()
     await store.create_request(new_request(clock))  # U_REQ in the default channel

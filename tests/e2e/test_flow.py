@@ -459,6 +459,8 @@ async def test_pending_and_whoami(harness: Harness) -> None:
     joined = " ".join(h.ephemerals())
     assert requested.request_id in joined  # the buttons carry the id
     assert "Roles: approver" in joined and "@atlas-approvers" in joined
+    await h.on_service_loop(h.bot.sweeper.sweep())
+    assert "atlas_chatops_pending_approvals 1.0" in (await h.http.get(f"{h.url}/metrics")).text
 
 
 async def test_final_approval_on_a_draining_replica_is_still_posted_and_nothing_runs(harness: Harness) -> None:
