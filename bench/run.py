@@ -98,8 +98,30 @@ class BackendReport:
     rss_by_phase: list[tuple[str, int]] = field(default_factory=list)  # (phase, VmHWM after it)
     load_start: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_end: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    speed_start_ms: float = 0.0
+    speed_end_ms: float = 0.0
     seconds: float = 0.0
     bot_log: dict[str, int] = field(default_factory=dict)
+
+
+SPEED_LOOP = 1_000_000
+
+
+def machine_speed_ms() -> float:
+    """Milliseconds for a fixed pure-Python loop, best of 5: the same code and interpreter take this
+    much longer when the machine is slower (a busy host, a throttled CPU), which load average does not
+    show. Figures from runs at different speeds are not comparable."""
+    best = float("inf")
+    for _ in range(5):
+        started, total = time.perf_counter(), 0
+        for i in range(SPEED_LOOP):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
+def _speed(ms: float) -> str:
+    return f"machine speed: {SPEED_LOOP:,} Python additions in {ms:.0f} ms (best of 5; lower is faster)"
 
 
 def verdict(ok: bool) -> str:
@@ -107,7 +129,9 @@ def verdict(ok: bool) -> str:
 
 
 async def measure(backend: Backend, options: Options) -> BackendReport:
-    report = BackendReport(backend=backend, seeded=options.seed_pending, load_start=os.getloadavg())
+    report = BackendReport(
+        backend=backend, seeded=options.seed_pending, load_start=os.getloadavg(), speed_start_ms=machine_speed_ms()
+    )
     started = time.monotonic()
     progress(f"[{backend}] starting fakes, seeding {options.seed_pending} pending requests, starting bot and baseline")
     async with running_stack(
@@ -166,6 +190,7 @@ async def measure(backend: Backend, options: Options) -> BackendReport:
         report.rss_peak_kib = stack.bot.memory_kib("VmHWM")
         report.bot_log = dict(stack.bot.warnings())
     report.load_end = os.getloadavg()
+    report.speed_end_ms = machine_speed_ms()
     report.seconds = time.monotonic() - started
     return report
 
@@ -203,7 +228,7 @@ def render(report: BackendReport, options: Options) -> list[str]:
         "",
         f"=== {name}: {report.seeded:,} pending requests seeded; {options.requests:,} requests per ack cell, "
         f"{options.flow_requests:,} per click cell (5/s reference: its own count)",
-        f"    load average at start {_load(report.load_start)}",
+        f"    load average at start {_load(report.load_start)}; {_speed(report.speed_start_ms)}",
     ]
     if report.acks:
         out += _render_acks(report.acks) + _render_opens(report.acks)
@@ -212,7 +237,11 @@ def render(report: BackendReport, options: Options) -> list[str]:
     if report.busy is not None:
         out += _render_busy(report.busy)
     out += _render_capacity(report, options)
-    out += ["", f"   {name} took {report.seconds:.0f} s; load average at end {_load(report.load_end)}"]
+    out += [
+        "",
+        f"   {name} took {report.seconds:.0f} s; load average at end {_load(report.load_end)}; "
+        f"{_speed(report.speed_end_ms)}",
+    ]
     if report.bot_log:
         out.append("   bot WARNING/ERROR log lines (by logger and first words):")
         for line, n in sorted(report.bot_log.items(), key=lambda kv: -kv[1])[:10]:
