@@ -166,14 +166,17 @@ class Harness:
         team: str = TEAM_ID,
         value: str | None = None,
     ) -> httpx.Response:
-        """A click on the approval message as the bot posted it (its blocks, the button's block_id)."""
-        posted = next(c for c in self.approval_posts() if str(c.response["ts"]) == requested.message_ts)
-        blocks = posted.args["blocks"]
-        block_id = next(
-            b["block_id"]
-            for b in blocks
-            if b["type"] == "actions" and any(e["action_id"] == action for e in b["elements"])
-        )
+        """A click on the approval message as the bot posted it (its blocks, the button's block_id);
+        on a message the bot did not post (``requested.message_ts`` made up), a lone button."""
+        posted = next((c for c in self.approval_posts() if str(c.response["ts"]) == requested.message_ts), None)
+        blocks, block_id = None, "actions"
+        if posted is not None:
+            blocks = posted.args["blocks"]
+            block_id = next(
+                b["block_id"]
+                for b in blocks
+                if b["type"] == "actions" and any(e["action_id"] == action for e in b["elements"])
+            )
         return await self.slack.click(
             user_id=user,
             team_id=team,
