@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -25,19 +27,28 @@ from tests.e2e.test_picker import choose_action, open_picker, submit_picker, sug
 pytestmark = pytest.mark.e2e
 
 
+@asynccontextmanager
+async def stuck_work_loop(h: Harness) -> AsyncIterator[threading.Event]:
+    """The service's loop runs nothing else until the block ends (or the yielded event is set)."""
+    release, stuck = threading.Event(), threading.Event()
+
+    def stick() -> None:
+        stuck.set()
+        release.wait(30)
+
+    h.bot.work.loop.call_soon_threadsafe(stick)
+    assert await asyncio.to_thread(stuck.wait, 5)
+    try:
+        yield release
+    finally:
+        release.set()
+
+
 async def test_acks_are_sent_while_the_service_loop_is_stuck(database_url: str) -> None:
     async with running_bot(database_url, work_thread=True) as h:
         fed, idp = seed_oidc_idp(h)
         requested = await h.request(f"revoke-jwks {fed} {idp}")
-        release, stuck = threading.Event(), threading.Event()
-
-        def stick() -> None:  # the service's loop runs nothing else until released
-            stuck.set()
-            release.wait(30)
-
-        h.bot.work.loop.call_soon_threadsafe(stick)
-        assert await asyncio.to_thread(stuck.wait, 5)
-        try:
+        async with stuck_work_loop(h) as release:
             opened_before = len(h.fake_slack.calls_to("views.open"))
             command = await h.command(f"revoke-jwks {fed} {idp}")
             assert command.status_code == 200 and not command.content
@@ -49,8 +60,6 @@ async def test_acks_are_sent_while_the_service_loop_is_stuck(database_url: str) 
             assert not release.is_set()
             assert len(h.fake_slack.calls_to("views.open")) == opened_before
             assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 0
-        finally:
-            release.set()
         await h.fake_slack.wait_for("views.open", count=opened_before + 1)
         await h.wait_thread(requested, "Done")
         await h.settle()
@@ -74,15 +83,7 @@ async def test_commands_are_refused_at_once_when_the_work_is_too_far_behind_and_
         fed, idp = seed_oidc_idp(h)
         requested = await h.request(f"revoke-jwks {fed} {idp}")
         opened_before = len(h.fake_slack.calls_to("views.open"))
-        release, stuck = threading.Event(), threading.Event()
-
-        def stick() -> None:
-            stuck.set()
-            release.wait(30)
-
-        h.bot.work.loop.call_soon_threadsafe(stick)
-        assert await asyncio.to_thread(stuck.wait, 5)
-        try:
+        async with stuck_work_loop(h):
             for _ in range(100):
                 if h.bot.work.behind() > REFUSE_COMMANDS_BEHIND_SECONDS:
                     break
@@ -94,8 +95,6 @@ async def test_commands_are_refused_at_once_when_the_work_is_too_far_behind_and_
             assert "too busy to open the form" in body["text"] and "Nothing was done" in body["text"]
             click = await h.click(requested, user=BOB)  # an approval is never turned away
             assert click.status_code == 200 and not click.content
-        finally:
-            release.set()
         await h.wait_thread(requested, "Done")
         await h.settle()
         assert len(h.fake_slack.calls_to("views.open")) == opened_before, "the refused command opened nothing"
@@ -129,15 +128,7 @@ async def test_picker_answers_say_busy_within_slacks_3_seconds_while_the_work_lo
         fed, idp = seed_oidc_idp(h)
         chosen = await choose_action(h, await open_picker(h), "revoke-jwks")
         option = {"value": f"{fed} {idp}", "text": {"type": "plain_text", "text": "x"}}
-        release, stuck = threading.Event(), threading.Event()
-
-        def stick() -> None:
-            stuck.set()
-            release.wait(30)
-
-        h.bot.work.loop.call_soon_threadsafe(stick)
-        assert await asyncio.to_thread(stuck.wait, 5)
-        try:
+        async with stuck_work_loop(h):
             # Each is answered within Slack's 3 s: the first after waiting BEFORE_ACK_SECONDS, the
             # second at once (by then the work loop's heartbeat says it is further behind than that).
             started = time.monotonic()
@@ -149,8 +140,6 @@ async def test_picker_answers_say_busy_within_slacks_3_seconds_while_the_work_lo
             next_took = time.monotonic() - started
             assert answer["response_action"] == "errors" and "Press Next again" in answer["errors"]["pick_action"]
             assert next_took < 3.0, next_took
-        finally:
-            release.set()
         # The work loop is free again: the same menu and Next work (the listing may take a keystroke
         # or two to arrive, as with a slow Atlas).
         for _ in range(50):
