@@ -38,6 +38,7 @@ _TOP_STRINGS: Final = (
 _OBJECTS: Final[dict[str, tuple[str, ...]]] = {
     "user": ("id", "team_id", "name", "username"),
     "team": ("id", "domain", "enterprise_id"),
+    "enterprise": ("id", "name"),  # or the id alone, as a string
     "channel": ("id", "name"),
     "container": ("type", "channel_id", "message_ts", "view_id"),
     "message": ("ts", "thread_ts", "text", "user"),

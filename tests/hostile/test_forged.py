@@ -204,6 +204,8 @@ def _signed_broken_bodies(h: HostileHarness) -> dict[str, tuple[bytes, str]]:
         "click, team is a string": (with_(click, "team", "T0APP"), FORM_CONTENT_TYPE),
         "click, channel is a list": (with_(click, "channel", [CHANNEL]), FORM_CONTENT_TYPE),
         "click, container is a number": (with_(click, "container", 1), FORM_CONTENT_TYPE),
+        "click, enterprise is false": (with_(click, "enterprise", False), FORM_CONTENT_TYPE),
+        "click, enterprise id is a number": (with_(click, "enterprise", {"id": 7}), FORM_CONTENT_TYPE),
         "click, response_url is an object": (with_(click, "response_url", {"url": "x"}), FORM_CONTENT_TYPE),
         "click, authorizations is a string": (with_(click, "authorizations", "x"), FORM_CONTENT_TYPE),
         "submission, view is a string": (with_(submission, "view", "atlas_confirm"), FORM_CONTENT_TYPE),
