@@ -42,6 +42,12 @@ async def stuck_work_loop(h: Harness) -> AsyncIterator[threading.Event]:
         yield release
     finally:
         release.set()
+        # Until its next heartbeat the loop still looks stuck (WorkLoop.behind), and an answer asked
+        # for in between is "too busy": what follows the block starts once the loop runs again.
+        for _ in range(100):
+            if h.bot.work.behind() < BEFORE_ACK_SECONDS / 2:
+                break
+            await asyncio.sleep(0.05)
 
 
 async def test_acks_are_sent_while_the_service_loop_is_stuck(database_url: str) -> None:
