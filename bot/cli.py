@@ -18,7 +18,7 @@ from aiohttp import web
 
 from bot import __version__
 from bot.errors import ChatOpsError, ConfigurationError
-from bot.logs import configure_logging
+from bot.logs import configure_logging, pin_slack_library_levels
 from bot.loop import event_loop_factory, freeze_start_up_objects, space_out_full_collections
 from bot.settings import Settings
 from bot.work_loop import WorkLoop
@@ -76,6 +76,7 @@ async def _serve(
             raise ConfigurationError("SLACK_APP_TOKEN: not set (Socket Mode needs an xapp- app-level token)")
         socket_handler = AsyncSocketModeHandler(bot.bolt, settings.slack_app_token.get_secret_value())
         await socket_handler.connect_async()
+    pin_slack_library_levels()
     freeze_start_up_objects()
     space_out_full_collections()
     mode = "Socket Mode (health and metrics over HTTP)" if socket_mode else "HTTP mode"

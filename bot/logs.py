@@ -10,7 +10,14 @@ from collections.abc import Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-__all__ = ["JsonFormatter", "RequestIdFilter", "SecretScrubber", "bind_request_id", "configure_logging"]
+__all__ = [
+    "JsonFormatter",
+    "RequestIdFilter",
+    "SecretScrubber",
+    "bind_request_id",
+    "configure_logging",
+    "pin_slack_library_levels",
+]
 
 # The action request the current task works on. asyncio copies the context into tasks it creates,
 # so the execution spawned after an approval logs under the same id.
@@ -77,3 +84,28 @@ def configure_logging(*, level: str, fmt: str, secrets: Iterable[str]) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # httpx writes a line at INFO for every request it sends: for this bot, every Atlas read of
+    # every preview and re-check (the bot logs its own executions). At DEBUG they are kept.
+    httpx_logger = logging.getLogger("httpx")
+    httpx_logger.setLevel(max(root.level, logging.WARNING) if root.level > logging.DEBUG else root.level)
+
+
+# Loggers slack_sdk makes per client or per call, after start-up; the sweep below cannot see them yet.
+_SLACK_CALL_LOGGERS = ("slack_sdk.web.async_base_client", "slack_sdk.webhook.async_client")
+
+
+def pin_slack_library_levels() -> None:
+    """Give slack_sdk's and Bolt's loggers the root's level explicitly.
+
+    Both libraries decide whether to build a DEBUG message with ``logger.level <= DEBUG``, which is
+    true for a logger left at NOTSET whatever the root's level: every Web API call then formatted
+    its whole request (a modal's view dict, with repr) into a message nobody logs, about 4% of the
+    bot's CPU per command in ``bench/``. Call once everything is built (Socket Mode's client, Bolt's
+    listeners), so that loggers made at start-up are covered too.
+    """
+    level = logging.getLogger().level
+    for name in (*_SLACK_CALL_LOGGERS, *list(logging.root.manager.loggerDict)):
+        if name.startswith(("slack_sdk", "slack_bolt")):
+            logger = logging.getLogger(name)
+            if logger.level == logging.NOTSET:
+                logger.setLevel(level)
