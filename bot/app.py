@@ -144,6 +144,9 @@ def build_bot(
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         # Commands and clicks are answered by our own listeners; no OAuth flow, one workspace.
         raise_error_for_unhandled_request=False,
+        # bot.web verifies every HTTP request before Bolt sees it and hands Bolt the parsed body
+        # (bot.slack.gate); Socket Mode requests are not signed.
+        request_verification_enabled=False,
     )
     register(bolt, service, work)
     return Bot(

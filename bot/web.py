@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import logging
 import time
-from urllib.parse import parse_qsl
 
 from aiohttp import web
 from pydantic import SecretStr
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.errors import StoreUnavailable
 from bot.metrics import Metrics
-from bot.slack.gate import malformed, signature_ok
+from bot.slack.gate import Refused, SlackBody, read_body, signature_ok
 from bot.store import Store
 from bot.work_loop import WorkLoop
 
@@ -29,21 +29,37 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024
 
 
+def _bolt_request(body: SlackBody, request: web.Request) -> AsyncBoltRequest:
+    """The request for Bolt, with the body already parsed and verified.
+
+    Bolt would parse the body again (and misread a slash command whose text says "payload" as an
+    empty interactive payload) and check the signature again; the bot's Bolt app does neither
+    (``request_verification_enabled=False``, see bot.app). An empty body skips Bolt's parse.
+    """
+    bolt_request = AsyncBoltRequest(body="", query=request.query_string, headers=request.headers)  # type: ignore[arg-type]
+    bolt_request.raw_body = body.text
+    bolt_request.body = body.fields
+    bolt_request.context = build_async_context(AsyncBoltContext({}), body.fields)
+    return bolt_request
+
+
 def build_web_app(
     bolt: AsyncApp,
     *,
     store: Store,
     metrics: Metrics,
-    signing_secret: SecretStr | None = None,
+    signing_secret: SecretStr,
     work: WorkLoop,
 ) -> web.Application:
-    """``work`` runs what the store does: the store may belong to another loop (see bot.work_loop)."""
+    """Every request to ``/slack/events`` is verified here with ``signing_secret``: ``bolt`` must
+    not verify again (it would, as Bolt parses, see no body). ``work`` runs what the store does: the
+    store may belong to another loop (see bot.work_loop)."""
 
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
         raw = await request.read()
         # Bolt parses before it verifies and trusts field types (bot.slack.gate): check both first.
-        if signing_secret is not None and not signature_ok(
+        if not signature_ok(
             signing_secret.get_secret_value(),
             raw,
             timestamp=request.headers.get("X-Slack-Request-Timestamp"),
@@ -51,20 +67,12 @@ def build_web_app(
             now=time.time(),
         ):
             return web.json_response({"error": "invalid request"}, status=401)
-        if (problem := malformed(raw, request.content_type)) is not None:
-            log.info("refused a signed request that Slack would not send: %s", problem)
+        body = read_body(raw, request.content_type)
+        if isinstance(body, Refused):
+            log.info("refused a signed request that Slack would not send: %s", body.reason)
             return web.json_response({"error": "malformed request"}, status=400)
-        bolt_request = await to_bolt_request(request)
-        body = bolt_request.raw_body
-        # Interactivity is one form field, `payload`; Events API deliveries are JSON; the rest are commands.
-        kind = "interactive" if body.startswith("payload=") else "event" if body.startswith("{") else "command"
-        if kind == "command" and "payload" in body:
-            # Bolt's parse_body reads any form body containing "payload" as interactivity and, finding
-            # no payload field, sees nothing: "/atlas help payload" reached no listener. It is a command.
-            bolt_request.body = dict(parse_qsl(body, keep_blank_values=True))
-            bolt_request.context = build_async_context(AsyncBoltContext({}), bolt_request.body)
-        bolt_response = await bolt.async_dispatch(bolt_request)
-        metrics.ack_seconds.labels(kind).observe(time.perf_counter() - started)
+        bolt_response = await bolt.async_dispatch(_bolt_request(body, request))
+        metrics.ack_seconds.labels(body.kind).observe(time.perf_counter() - started)
         if bolt_response.status == 404:
             # No listener for it (an action, view or event we do not handle): ack and do nothing,
             # so Slack neither shows the user an error nor retries an event delivery.

@@ -3,9 +3,10 @@
 Bolt parses the body before it checks the signature, and trusts the JSON types of every field it
 reads: an unsigned body of broken JSON, a timestamp header that is not a number, a non-UTF-8 body,
 or a signed payload whose ``actions`` is a string all ended in a 500 and a traceback. So the HTTP
-handler (:mod:`bot.web`) asks :func:`signature_ok` first (401 otherwise) and :func:`malformed`
-second (400 otherwise). The shape check is the JSON types of the fields Bolt and our listeners
-read, as Slack documents them; unknown extra fields are fine. Pure: no I/O.
+handler (:mod:`bot.web`) asks :func:`signature_ok` first (401 otherwise) and :func:`read_body`
+second (400 otherwise), and hands Bolt the body :func:`read_body` parsed: Bolt neither parses nor
+verifies it again. The shape check is the JSON types of the fields Bolt and our listeners read, as
+Slack documents them; unknown extra fields are fine. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 from urllib.parse import parse_qsl
 
-__all__ = ["REPLAY_WINDOW_SECONDS", "malformed", "signature_ok"]
+__all__ = ["REPLAY_WINDOW_SECONDS", "Refused", "SlackBody", "read_body", "signature_ok"]
 
 REPLAY_WINDOW_SECONDS: Final = 5 * 60
 FORM: Final = "application/x-www-form-urlencoded"
@@ -65,27 +67,48 @@ def signature_ok(signing_secret: str, body: bytes, *, timestamp: str | None, sig
     return hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace"))
 
 
-def malformed(body: bytes, content_type: str) -> str | None:
-    """Why ``body`` is not something Slack sends this app, or None when it is well formed."""
+@dataclass(frozen=True)
+class SlackBody:
+    """A well-formed body: its text, and the fields as Bolt reads them (a command's form fields,
+    an interactive ``payload`` decoded, an Events API object)."""
+
+    text: str
+    fields: dict[str, Any]
+    kind: Literal["command", "interactive", "event"]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Why a body is not something Slack sends this app."""
+
+    reason: str
+
+
+def read_body(body: bytes, content_type: str) -> SlackBody | Refused:
+    """The body parsed once, or why it is refused."""
     if content_type not in (FORM, JSON):
-        return f"unsupported content type {content_type[:60]!r}"
+        return Refused(f"unsupported content type {content_type[:60]!r}")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        return "the body is not UTF-8"
+        return Refused("the body is not UTF-8")
     # Interactivity is a form with a `payload` field; any other form is a slash command, even one
-    # whose text says "payload" (bot.web parses that one itself: Bolt's parse_body would not).
+    # whose text says "payload" (Bolt's own parse_body reads that one as an empty payload).
     form = dict(parse_qsl(text, keep_blank_values=True)) if content_type == FORM and not text.startswith("{") else None
     if form is not None and "payload" not in form:
-        return _NUL if _has_nul(form) else _form_problem(form)
+        problem = _NUL if _has_nul(form) else _form_problem(form)
+        return Refused(problem) if problem else SlackBody(text, form, "command")
     try:
         source = text if form is None else form["payload"]
         payload = json.loads(source) if source else None
     except (ValueError, RecursionError):
-        return "the body is not valid JSON or form data"
+        return Refused("the body is not valid JSON or form data")
     if not isinstance(payload, dict):
-        return "the payload is not a JSON object"
-    return _NUL if _has_nul(payload) else _payload_problem(payload)
+        return Refused("the payload is not a JSON object")
+    problem = _NUL if _has_nul(payload) else _payload_problem(payload)
+    if problem:
+        return Refused(problem)
+    return SlackBody(text, payload, "interactive" if form is not None else "event")
 
 
 def _payload_problem(payload: dict[str, Any]) -> str | None:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 import yaml
 from aiohttp import web
+from pydantic import SecretStr
 from slack_bolt.async_app import AsyncApp
 
 import tests.fakes.fake_slack as fake_slack_module
@@ -168,7 +169,14 @@ async def unreachable_database_app() -> AsyncIterator[str]:
     engine = create_engine("postgresql://postgres@127.0.0.1:1/none")
     bolt = AsyncApp(signing_secret="healthz-test", token="xoxb-healthz")
     runner = web.AppRunner(
-        build_web_app(bolt, store=Store(engine), metrics=Metrics(), work=WorkLoop.same_loop()), access_log=None
+        build_web_app(
+            bolt,
+            store=Store(engine),
+            metrics=Metrics(),
+            signing_secret=SecretStr("healthz-test"),
+            work=WorkLoop.same_loop(),
+        ),
+        access_log=None,
     )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
