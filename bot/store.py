@@ -443,14 +443,15 @@ class Store:
         detail: Mapping[str, Any] | None = None,
     ) -> None:
         await conn.execute(
-            insert(audit_events).values(
-                request_id=request_id,
-                at=at,
-                actor_id=actor_id,
-                event=event,
-                channel_id=channel_id,
-                detail=dict(detail or {}),
-            )
+            _INSERT_AUDIT_EVENT,
+            {
+                "request_id": request_id,
+                "at": at,
+                "actor_id": actor_id,
+                "event": event,
+                "channel_id": channel_id,
+                "detail": dict(detail or {}),
+            },
         )
 
     @staticmethod
@@ -526,27 +527,28 @@ class Store:
         request_id = uuid.uuid4().hex
         async with self._transaction(write=True) as conn:
             await conn.execute(
-                insert(action_requests).values(
-                    id=request_id,
-                    action=new.action,
-                    target=dict(new.target),
-                    target_label=new.target_label,
-                    requester_id=new.requester_id,
-                    requester_team_id=new.requester_team_id,
-                    channel_id=new.channel_id,
-                    reason=new.reason,
-                    state=RequestState.PENDING.value,
-                    approvals_required=new.approvals_required,
-                    approval_count=0,
-                    created_at=now,
-                    updated_at=now,
-                    expires_at=new.expires_at,
-                    secret_fingerprint=new.secret_fingerprint,
-                    sealed_secret=new.sealed_secret,
-                    profile=new.profile,
-                    preview=new.preview.model_dump(mode="json", exclude={"evidence"}) if new.preview else None,
-                    preview_digest=new.preview_digest,
-                )
+                _INSERT_REQUEST,
+                {
+                    "id": request_id,
+                    "action": new.action,
+                    "target": dict(new.target),
+                    "target_label": new.target_label,
+                    "requester_id": new.requester_id,
+                    "requester_team_id": new.requester_team_id,
+                    "channel_id": new.channel_id,
+                    "reason": new.reason,
+                    "state": RequestState.PENDING.value,
+                    "approvals_required": new.approvals_required,
+                    "approval_count": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                    "expires_at": new.expires_at,
+                    "secret_fingerprint": new.secret_fingerprint,
+                    "sealed_secret": new.sealed_secret,
+                    "profile": new.profile,
+                    "preview": new.preview.model_dump(mode="json", exclude={"evidence"}) if new.preview else None,
+                    "preview_digest": new.preview_digest,
+                },
             )
             await self._audit(
                 conn,
@@ -630,9 +632,8 @@ class Store:
                     raise _NoMatch
                 try:
                     await conn.execute(
-                        insert(approvals).values(
-                            request_id=request_id, user_id=approver_id, ordinal=row.approval_count, at=now
-                        )
+                        _INSERT_APPROVAL,
+                        {"request_id": request_id, "user_id": approver_id, "ordinal": row.approval_count, "at": now},
                     )
                 except sa_exc.IntegrityError as exc:
                     # The (request_id, user_id) primary key: this person already counted. Leaving
@@ -1158,6 +1159,10 @@ def _recent_count(column: Column[str], key: str) -> ColumnElement[int]:
     )
 
 
+# Built once: a statement built per call costs its construction and its cache key on every call.
+_INSERT_REQUEST: Final = insert(action_requests)
+_INSERT_APPROVAL: Final = insert(approvals)
+_INSERT_AUDIT_EVENT: Final = insert(audit_events)
 _RECENT_COUNTS: Final = select(
     _recent_count(action_requests.c.requester_id, "requester_id").label("by_requester"),
     _recent_count(action_requests.c.channel_id, "channel_id").label("in_channel"),
