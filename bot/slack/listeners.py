@@ -10,6 +10,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -47,6 +48,16 @@ T = TypeVar("T")
 # in line, so one that has waited 2 s says a new one would wait about as long.
 REFUSE_COMMANDS_BEHIND_SECONDS = 1.0
 REFUSE_COMMANDS_FORM_WAIT_SECONDS = 2.0
+# Both signals above lag a burst: acks return in milliseconds, so 50 people (or a script) typing
+# again at once had queued 2,000 forms in bench/ (closed loop, 50 at a time) before the oldest had
+# waited 2 s, and 1,316 of them opened after Slack's 3 s. The forms still to open divided by how
+# many opened in the last second says at once how long a new one would wait in line; past 1 s it
+# is refused (what follows views.open, and Slack's own round trip, need the rest of the window).
+# Until the bot has shown its pace, it is assumed to open FORMS_PER_SECOND_FLOOR a second, so
+# a burst from idle is taken on up to that many seconds' worth.
+REFUSE_COMMANDS_EXPECTED_WAIT_SECONDS = 1.0
+FORMS_PER_SECOND_FLOOR = 50.0
+FORMS_PACE_WINDOW_SECONDS = 1.0
 BUSY_LOG_EVERY_SECONDS = 10.0
 # Picker options and the picker's Next are answered in their ack, which Slack waits 3 s for: what
 # such an ack waits for on the work loop gets 2.5 s from the ack's side, backlog included, and is
@@ -55,12 +66,13 @@ BEFORE_ACK_SECONDS = 2.5
 
 
 class FormsOpening:
-    """Commands taken on whose form has not opened yet, oldest first. Added on the ack's thread,
-    removed on the work thread."""
+    """Commands taken on whose form has not opened yet, oldest first, and when recent ones opened.
+    Added on the ack's thread, counted out on the work thread."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._since: dict[object, float] = {}  # insertion order is age order
+        self._opened_at: deque[float] = deque()  # within the last FORMS_PACE_WINDOW_SECONDS
         self._lock = threading.Lock()
 
     def add(self) -> Callable[[], None]:
@@ -71,14 +83,30 @@ class FormsOpening:
 
         def opened() -> None:
             with self._lock:
-                self._since.pop(key, None)
+                if self._since.pop(key, None) is not None:
+                    now = self._clock()
+                    self._opened_at.append(now)
+                    self._forget_before(now - FORMS_PACE_WINDOW_SECONDS)
 
         return opened
+
+    def _forget_before(self, cutoff: float) -> None:
+        while self._opened_at and self._opened_at[0] < cutoff:
+            self._opened_at.popleft()
 
     def oldest_wait(self) -> float:
         with self._lock:
             oldest = next(iter(self._since.values()), None)
         return 0.0 if oldest is None else self._clock() - oldest
+
+    def expected_wait(self) -> float:
+        """About how long a form taken on now would wait for those ahead of it to open (Little's law:
+        the forms in line over the recent pace, which is never taken as under the floor)."""
+        with self._lock:
+            self._forget_before(self._clock() - FORMS_PACE_WINDOW_SECONDS)
+            waiting, opened = len(self._since), len(self._opened_at)
+        pace = max(opened / FORMS_PACE_WINDOW_SECONDS, FORMS_PER_SECOND_FLOOR)
+        return waiting / pace
 
 
 def _ephemeral(message: Message) -> dict[str, Any]:
@@ -202,10 +230,14 @@ def register(app: AsyncApp, service: ChatOps, work: WorkLoop) -> None:
 
     def too_busy() -> Message | None:
         nonlocal busy_logged_at, refused_unlogged
-        behind, form_wait = work.behind(), forms_opening.oldest_wait()
-        if behind <= REFUSE_COMMANDS_BEHIND_SECONDS and form_wait <= REFUSE_COMMANDS_FORM_WAIT_SECONDS:
+        behind, form_wait, expected = work.behind(), forms_opening.oldest_wait(), forms_opening.expected_wait()
+        if (
+            behind <= REFUSE_COMMANDS_BEHIND_SECONDS
+            and form_wait <= REFUSE_COMMANDS_FORM_WAIT_SECONDS
+            and expected <= REFUSE_COMMANDS_EXPECTED_WAIT_SECONDS
+        ):
             return None
-        behind = max(behind, form_wait)
+        behind = max(behind, form_wait, expected)
         service.metrics.commands_refused_busy.inc()
         refused_unlogged += 1
         if time.monotonic() - busy_logged_at >= BUSY_LOG_EVERY_SECONDS:  # one line, not one per command

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.slack.listeners import FormsOpening
+from bot.slack.listeners import FORMS_PER_SECOND_FLOOR, FormsOpening
 from bot.work_loop import HEARTBEAT_SECONDS, WorkLoop
 
 marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="unset")
@@ -182,3 +182,23 @@ def test_forms_opening_reports_the_oldest_wait_and_forgets_opened_ones() -> None
     assert forms.oldest_wait() == 0.5
     second_opened()
     assert forms.oldest_wait() == 0.0
+
+
+def test_forms_opening_expects_the_line_over_the_recent_pace_never_under_the_floor() -> None:
+    now = [100.0]
+    forms = FormsOpening(clock=lambda: now[0])
+    assert forms.expected_wait() == 0.0
+    waiting = [forms.add() for _ in range(100)]
+    # Nothing opened lately: the bot is assumed to open FORMS_PER_SECOND_FLOOR a second.
+    assert forms.expected_wait() == 100 / FORMS_PER_SECOND_FLOOR
+    for opened in waiting[:80]:
+        now[0] += 0.01  # 80 forms open within 0.8 s: the pace is 80 a second
+        opened()
+        opened()  # once more: counted once
+    more = [forms.add() for _ in range(140)]
+    assert forms.expected_wait() == (20 + 140) / 80
+    now[0] += 0.7  # all but the last 30 or so openings are now over a second old: a pace
+    assert forms.expected_wait() == (20 + 140) / FORMS_PER_SECOND_FLOOR  # under the floor
+    for opened in waiting[80:] + more:
+        opened()
+    assert forms.expected_wait() == 0.0

@@ -18,6 +18,7 @@ import pytest
 from bot.slack.listeners import (
     BEFORE_ACK_SECONDS,
     REFUSE_COMMANDS_BEHIND_SECONDS,
+    REFUSE_COMMANDS_EXPECTED_WAIT_SECONDS,
     REFUSE_COMMANDS_FORM_WAIT_SECONDS,
 )
 from tests.e2e.harness import BOB, Harness, running_bot
@@ -124,6 +125,32 @@ async def test_commands_are_refused_while_an_earlier_form_has_waited_too_long_to
     third = await h.command(f"revoke-jwks {fed} {idp}")
     assert third.status_code == 200 and not third.content, "taken on again once the old form opened"
     await h.fake_slack.wait_for("views.open", count=2)
+    await h.settle()
+
+
+async def test_a_burst_of_commands_is_refused_once_its_forms_would_wait_too_long_in_line(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before any form has waited long, and before any has opened to show the bot's pace: the line
+    # ahead of a new form is what says it would wait (here, at 5 forms a second, over 1 s).
+    monkeypatch.setattr("bot.slack.listeners.FORMS_PER_SECOND_FLOOR", 5.0)
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    h.fake_slack.delay("views.open", REFUSE_COMMANDS_FORM_WAIT_SECONDS - 0.3)
+    taken_on = int(5.0 * REFUSE_COMMANDS_EXPECTED_WAIT_SECONDS) + 1  # the last sees 5 in line: 1.0 s
+    started = time.monotonic()
+    answers = [await h.command(f"revoke-jwks {fed} {idp}") for _ in range(taken_on + 2)]
+    assert time.monotonic() - started < REFUSE_COMMANDS_FORM_WAIT_SECONDS - 0.3, "no form opened meanwhile"
+    assert [not a.content for a in answers] == [True] * taken_on + [False, False]
+    for refused in answers[taken_on:]:
+        assert "too busy to open the form" in refused.json()["text"]
+    await h.fake_slack.wait_for("views.open", count=taken_on)
+    h.fake_slack.delay("views.open", 0)
+    await h.settle()
+    assert len(h.fake_slack.calls_to("views.open")) == taken_on, "the refused commands opened nothing"
+    again = await h.command(f"revoke-jwks {fed} {idp}")
+    assert again.status_code == 200 and not again.content, "taken on again once the line has opened"
+    await h.fake_slack.wait_for("views.open", count=taken_on + 1)
     await h.settle()
 
 
