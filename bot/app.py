@@ -27,12 +27,13 @@ from bot.policy import Policy, load_policy
 from bot.sealing import Sealer
 from bot.service import ChatOps
 from bot.settings import Settings
+from bot.slack.after_ack import AfterAck
 from bot.slack.directory import Directory
-from bot.slack.listeners import register
+from bot.slack.listeners import FormsOpening, register
 from bot.store import Store
 from bot.sweeper import Sweeper
 from bot.web import build_web_app
-from bot.work_loop import WorkLoop
+from bot.work_loop import LocalWork, WorkLoop
 from commands import load_registry
 
 __all__ = ["Bot", "build_bot", "build_slack_client"]
@@ -148,7 +149,9 @@ def build_bot(
         # (bot.slack.gate); Socket Mode requests are not signed.
         request_verification_enabled=False,
     )
-    register(bolt, service, work)
+    forms_opening = FormsOpening()
+    local_work = LocalWork(work, AfterAck(service, form_opened=forms_opening.opened))
+    register(bolt, service.intake, metrics, local_work, forms_opening)
     return Bot(
         settings=settings,
         engine=engine,
@@ -157,9 +160,7 @@ def build_bot(
         slack=slack,
         service=service,
         bolt=bolt,
-        web_app=build_web_app(
-            bolt, store=store, metrics=metrics, signing_secret=settings.slack_signing_secret, work=work
-        ),
+        web_app=build_web_app(bolt, metrics=metrics, signing_secret=settings.slack_signing_secret, work=local_work),
         metrics=metrics,
         work=work,
         sweeper=Sweeper(service, replica_id=settings.replica_id, interval_seconds=settings.sweep_interval_seconds),

@@ -3,9 +3,31 @@ and several apps in one process never share counters. Labels never carry user te
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from collections.abc import Iterator
 
-__all__ = ["Metrics"]
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+
+__all__ = ["ACK_SIDE_METRICS", "Metrics"]
+
+# Counted where Slack's requests are acked; everything else where the work runs. With the work in a
+# process of its own (bot.work_process), /metrics joins the ack side's of these to the work side's
+# of the rest, so each family is named once.
+ACK_SIDE_METRICS = frozenset(
+    {"atlas_chatops_ack_seconds", "atlas_chatops_commands_refused_busy", "atlas_chatops_answers_too_late"}
+)
+
+
+class _Only:
+    """The families of ``registry`` on one side: the ack side's or the rest (for generate_latest)."""
+
+    def __init__(self, registry: CollectorRegistry, *, ack_side: bool) -> None:
+        self._registry, self._ack_side = registry, ack_side
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._registry.collect():
+            if (family.name in ACK_SIDE_METRICS) == self._ack_side:
+                yield family
 
 
 class Metrics:
@@ -62,5 +84,7 @@ class Metrics:
             registry=self.registry,
         )
 
-    def render(self) -> bytes:
+    def render(self, *, ack_side_only: bool = False, work_side_only: bool = False) -> bytes:
+        if ack_side_only or work_side_only:
+            return generate_latest(_Only(self.registry, ack_side=ack_side_only))  # type: ignore[arg-type]
         return generate_latest(self.registry)

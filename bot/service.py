@@ -66,6 +66,7 @@ __all__ = [
     "ClickInput",
     "CommandInput",
     "Confirmation",
+    "Intake",
     "MessageLocation",
     "SubmissionInput",
     "ValidSubmission",
@@ -141,6 +142,72 @@ class ClickInput:
     approval_message: MessageLocation | None = None
 
 
+class Intake:
+    """The checks an ack runs before anything else: pure, on the ack's side of the bot (see
+    bot.work_loop), with only the command registry, the policy's profiles and the form sealer."""
+
+    def __init__(self, *, registry: Mapping[str, ActionSpec[Any]], policy: Policy, sealer: Sealer) -> None:
+        self.registry = dict(registry)
+        self.policy = policy
+        self.sealer = sealer
+
+    def parse(self, text: str) -> Message | None:
+        """Pure first pass, cheap enough to run before the ack: a reply for bad input, else None."""
+        try:
+            parsed = parse_command(text, self.registry)
+        except InvalidCommand as exc:
+            return plain_message(exc.user_message, usage=exc.usage)
+        if parsed.name == "help":
+            return help_message(self.registry)
+        if parsed.spec is not None and parsed.spec.secret_input is not None:
+            profile = getattr(parsed.args, "profile", None)
+            if profile not in self.policy.service_accounts:
+                configured = ", ".join(f"`{p}`" for p in self.policy.service_accounts) or "none"
+                return plain_message(
+                    f"Unknown service account profile `{profile}`. Configured profiles: {configured}.",
+                    usage=parsed.spec.usage,
+                )
+        return None
+
+    def check_submission(self, sub: SubmissionInput) -> ValidSubmission | dict[str, str]:
+        """Pure validation of the confirmation modal: a valid submission, or field errors."""
+        try:
+            meta = json.loads(self.sealer.verify(sub.private_metadata))
+            spec = self.registry[meta["a"]]
+            args = spec.validate(meta["t"])
+            channel_id, requester, response_url = str(meta["c"]), str(meta["u"]), meta.get("r")
+        except (SealError, ValueError, KeyError, TypeError, InvalidCommand):
+            return {CONFIRM_BLOCK: "This form could not be verified. Close it and run the command again."}
+        if requester != sub.user_id:
+            return {CONFIRM_BLOCK: "This form belongs to someone else. Run the command yourself."}
+        errors: dict[str, str] = {}
+        identifier = spec.confirm_identifier(args)
+        if (sub.values.get(CONFIRM_BLOCK) or "").strip() != identifier:
+            errors[CONFIRM_BLOCK] = f"Type exactly {identifier} to confirm."
+        reason = (sub.values.get(REASON_BLOCK) or "").strip()
+        if not 3 <= len(reason) <= REASON_MAX:
+            errors[REASON_BLOCK] = f"Give a reason of 3 to {REASON_MAX} characters."
+        secret: SecretStr | None = None
+        if spec.secret_input is not None:
+            raw = (sub.values.get(SECRET_BLOCK) or "").strip()
+            if not raw or len(raw) > 3000 or any(c.isspace() for c in raw):
+                errors[SECRET_BLOCK] = "Paste the whole access token, without spaces."
+            else:
+                secret = SecretStr(raw)
+        if errors:
+            return errors
+        return ValidSubmission(
+            spec=spec,
+            args=args,
+            user_id=sub.user_id,
+            team_id=sub.team_id,
+            channel_id=channel_id,
+            reason=reason,
+            response_url=response_url if isinstance(response_url, str) else None,
+            secret=secret,
+        )
+
+
 class ChatOps:
     def __init__(
         self,
@@ -168,6 +235,7 @@ class ChatOps:
         self.catalog = TargetCatalog(TargetSource(atlas=atlas, profiles=tuple(policy.service_accounts)))
         self._reads = ReadCache()
         self._sealer = sealer
+        self.intake = Intake(registry=registry, policy=policy, sealer=sealer)
         self._replica_id = replica_id
         self._lease_seconds = lease_seconds
         self._environ = environ
@@ -178,22 +246,7 @@ class ChatOps:
     # ------------------------------------------------------------------ commands
 
     def parse(self, text: str) -> Message | None:
-        """Pure first pass, cheap enough to run before the ack: a reply for bad input, else None."""
-        try:
-            parsed = parse_command(text, self.registry)
-        except InvalidCommand as exc:
-            return plain_message(exc.user_message, usage=exc.usage)
-        if parsed.name == "help":
-            return help_message(self.registry)
-        if parsed.spec is not None and parsed.spec.secret_input is not None:
-            profile = getattr(parsed.args, "profile", None)
-            if profile not in self.policy.service_accounts:
-                configured = ", ".join(f"`{p}`" for p in self.policy.service_accounts) or "none"
-                return plain_message(
-                    f"Unknown service account profile `{profile}`. Configured profiles: {configured}.",
-                    usage=parsed.spec.usage,
-                )
-        return None
+        return self.intake.parse(text)
 
     async def command(self, cmd: CommandInput, *, form_opened: Callable[[], None] | None = None) -> Message | None:
         """After the ack: meta commands answer; actions check the policy and open the modal.
@@ -421,42 +474,7 @@ class ChatOps:
     # ------------------------------------------------------------------ submission
 
     def check_submission(self, sub: SubmissionInput) -> ValidSubmission | dict[str, str]:
-        """Pure validation of the confirmation modal: a valid submission, or field errors."""
-        try:
-            meta = json.loads(self._sealer.verify(sub.private_metadata))
-            spec = self.registry[meta["a"]]
-            args = spec.validate(meta["t"])
-            channel_id, requester, response_url = str(meta["c"]), str(meta["u"]), meta.get("r")
-        except (SealError, ValueError, KeyError, TypeError, InvalidCommand):
-            return {CONFIRM_BLOCK: "This form could not be verified. Close it and run the command again."}
-        if requester != sub.user_id:
-            return {CONFIRM_BLOCK: "This form belongs to someone else. Run the command yourself."}
-        errors: dict[str, str] = {}
-        identifier = spec.confirm_identifier(args)
-        if (sub.values.get(CONFIRM_BLOCK) or "").strip() != identifier:
-            errors[CONFIRM_BLOCK] = f"Type exactly {identifier} to confirm."
-        reason = (sub.values.get(REASON_BLOCK) or "").strip()
-        if not 3 <= len(reason) <= REASON_MAX:
-            errors[REASON_BLOCK] = f"Give a reason of 3 to {REASON_MAX} characters."
-        secret: SecretStr | None = None
-        if spec.secret_input is not None:
-            raw = (sub.values.get(SECRET_BLOCK) or "").strip()
-            if not raw or len(raw) > 3000 or any(c.isspace() for c in raw):
-                errors[SECRET_BLOCK] = "Paste the whole access token, without spaces."
-            else:
-                secret = SecretStr(raw)
-        if errors:
-            return errors
-        return ValidSubmission(
-            spec=spec,
-            args=args,
-            user_id=sub.user_id,
-            team_id=sub.team_id,
-            channel_id=channel_id,
-            reason=reason,
-            response_url=response_url if isinstance(response_url, str) else None,
-            secret=secret,
-        )
+        return self.intake.check_submission(sub)
 
     async def submit(self, sub: ValidSubmission) -> Message | None:
         """After the ack: re-check, store the request, post the approval message."""

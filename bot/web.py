@@ -14,11 +14,9 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot.errors import StoreUnavailable
 from bot.metrics import Metrics
 from bot.slack.gate import Refused, SlackBody, read_body, signature_ok
-from bot.store import Store
-from bot.work_loop import WorkLoop
+from bot.work_loop import Work
 
 __all__ = ["MAX_BODY_BYTES", "build_web_app"]
 
@@ -46,14 +44,14 @@ def _bolt_request(body: SlackBody, request: web.Request) -> AsyncBoltRequest:
 def build_web_app(
     bolt: AsyncApp,
     *,
-    store: Store,
     metrics: Metrics,
     signing_secret: SecretStr,
-    work: WorkLoop,
+    work: Work,
 ) -> web.Application:
     """Every request to ``/slack/events`` is verified here with ``signing_secret``: ``bolt`` must
-    not verify again (it would, as Bolt parses, see no body). ``work`` runs what the store does: the
-    store may belong to another loop (see bot.work_loop)."""
+    not verify again (it would, as Bolt parses, see no body). The database is checked on ``work``'s
+    side, where the store lives (see bot.work_loop), and its metrics join ``metrics`` when it keeps
+    its own."""
 
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -80,14 +78,14 @@ def build_web_app(
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(_: web.Request) -> web.Response:
-        try:
-            await work.call(store.ping())
-        except StoreUnavailable:
+        if not await work.call("database_ok"):
             return web.json_response({"status": "degraded", "database": "unreachable"}, status=503)
         return web.json_response({"status": "ok", "database": "ok"})
 
     async def metrics_endpoint(_: web.Request) -> web.Response:
-        return web.Response(body=metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})
+        work_side = await work.metrics_text()
+        body = metrics.render() if work_side is None else metrics.render(ack_side_only=True) + work_side
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_post("/slack/events", slack_events)

@@ -23,9 +23,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["GIL_SWITCH_SECONDS", "HEARTBEAT_SECONDS", "WorkLoop", "finish_or_cancel"]
+__all__ = ["GIL_SWITCH_SECONDS", "HEARTBEAT_SECONDS", "LocalWork", "Work", "WorkLoop", "finish_or_cancel"]
 
 log = logging.getLogger(__name__)
 
@@ -164,3 +164,41 @@ class WorkLoop:
             self.loop.call_soon_threadsafe(self._heartbeat.cancel)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
+
+
+class Work(Protocol):
+    """What the ack side asks of the work side, by the name of a handler's method (see
+    bot.slack.after_ack) and plain arguments, wherever that side runs."""
+
+    def submit(self, name: str, /, *args: Any, **kwargs: Any) -> None:
+        """Start the handler's ``name`` and return at once (it reports its own failures)."""
+
+    async def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Run the handler's ``name`` and wait for its result; cancelling the wait cancels it."""
+
+    def behind(self) -> float:
+        """Seconds the work side is behind (see :meth:`WorkLoop.behind`)."""
+
+    async def metrics_text(self) -> bytes | None:
+        """The work side's metrics in the text format, when it keeps its own (another process)."""
+
+
+class LocalWork:
+    """:class:`Work` on a :class:`WorkLoop` of this process: the handler's coroutine is made here
+    and run there."""
+
+    def __init__(self, loop: WorkLoop, handlers: object) -> None:
+        self.loop = loop
+        self.handlers = handlers
+
+    def submit(self, name: str, /, *args: Any, **kwargs: Any) -> None:
+        self.loop.submit(getattr(self.handlers, name)(*args, **kwargs))
+
+    async def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
+        return await self.loop.call(getattr(self.handlers, name)(*args, **kwargs))
+
+    def behind(self) -> float:
+        return self.loop.behind()
+
+    async def metrics_text(self) -> bytes | None:
+        return None  # one registry, shared with the service

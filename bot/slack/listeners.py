@@ -1,26 +1,26 @@
-"""Bolt listeners: ack, turn the payload into an input value, call one service method, reply.
+"""Bolt listeners: ack, turn the payload into an input value, hand the rest over by name.
 
-Replies to one person go through the ``response_url`` Slack gave us (it works even where the
-bot is not in the channel), falling back to ``chat.postEphemeral``.
+What follows an ack (and every read an answer waits for) is a method of
+:class:`bot.slack.after_ack.AfterAck`, run through a :class:`bot.work_loop.Work`: on this loop, on
+the service's thread, or in the work process (bot.work_process).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-import aiohttp
 from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.errors import ChatOpsError
-from bot.service import ChatOps, ClickInput, CommandInput, MessageLocation, SubmissionInput
+from bot.metrics import Metrics
+from bot.service import ClickInput, CommandInput, Intake, MessageLocation, SubmissionInput
+from bot.slack.after_ack import ReplyTo, error_text
 from bot.views import (
     APPROVE_ACTION_ID,
     CONFIRM_CALLBACK_ID,
@@ -33,9 +33,9 @@ from bot.views import (
     Message,
     plain_message,
 )
-from bot.work_loop import WorkLoop
+from bot.work_loop import Work
 
-__all__ = ["register"]
+__all__ = ["FormsOpening", "register"]
 
 log = logging.getLogger(__name__)
 
@@ -67,28 +67,29 @@ BEFORE_ACK_SECONDS = 2.5
 
 class FormsOpening:
     """Commands taken on whose form has not opened yet, oldest first, and when recent ones opened.
-    Added on the ack's thread, counted out on the work thread."""
+    Counted in by the ack side, counted out (by ticket) from the work side: any thread."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._since: dict[object, float] = {}  # insertion order is age order
+        self._since: dict[int, float] = {}  # insertion order is age order
         self._opened_at: deque[float] = deque()  # within the last FORMS_PACE_WINDOW_SECONDS
+        self._tickets = itertools.count(1)
         self._lock = threading.Lock()
 
-    def add(self) -> Callable[[], None]:
-        """Count one command in; the returned function counts it out (calling it again does nothing)."""
-        key = object()
+    def add(self) -> int:
+        """Count one command in; :meth:`opened` with the returned ticket counts it out."""
+        ticket = next(self._tickets)
         with self._lock:
-            self._since[key] = self._clock()
+            self._since[ticket] = self._clock()
+        return ticket
 
-        def opened() -> None:
-            with self._lock:
-                if self._since.pop(key, None) is not None:
-                    now = self._clock()
-                    self._opened_at.append(now)
-                    self._forget_before(now - FORMS_PACE_WINDOW_SECONDS)
-
-        return opened
+    def opened(self, ticket: int) -> None:
+        """The ticket's form has opened, or will not be (calling it again does nothing)."""
+        with self._lock:
+            if self._since.pop(ticket, None) is not None:
+                now = self._clock()
+                self._opened_at.append(now)
+                self._forget_before(now - FORMS_PACE_WINDOW_SECONDS)
 
     def _forget_before(self, cutoff: float) -> None:
         while self._opened_at and self._opened_at[0] < cutoff:
@@ -107,15 +108,6 @@ class FormsOpening:
             waiting, opened = len(self._since), len(self._opened_at)
         pace = max(opened / FORMS_PACE_WINDOW_SECONDS, FORMS_PER_SECOND_FLOOR)
         return waiting / pace
-
-
-def _ephemeral(message: Message) -> dict[str, Any]:
-    return {
-        "text": message.text,
-        "blocks": message.blocks_as_dicts(),
-        "response_type": "ephemeral",
-        "replace_original": False,
-    }
 
 
 def _click_input(body: dict[str, Any]) -> ClickInput:
@@ -168,65 +160,33 @@ def _from_home_tab(body: dict[str, Any]) -> bool:
     return (body.get("view") or {}).get("type") == "home"
 
 
-def register(app: AsyncApp, service: ChatOps, work: WorkLoop) -> None:
-    """Listeners ack on Bolt's loop; everything after the ack, and every read an answer waits
-    for, runs on ``work``: the service's loop (see :mod:`bot.work_loop`)."""
+def _reply_to(body: dict[str, Any]) -> ReplyTo:
+    """Who to tell about a failure: the command's or the click's person, where they acted."""
+    return ReplyTo(
+        user=str(body.get("user_id") or _user(body)[0]),
+        channel=body.get("channel_id") or _click_input(body).channel_id,
+        response_url=body.get("response_url"),
+    )
 
-    async def tell(message: Message, *, response_url: str | None, channel: str | None, user: str) -> None:
-        if response_url:
-            try:
-                sent = await AsyncWebhookClient(response_url).send_dict(_ephemeral(message))
-                if sent.status_code == 200:
-                    return
-                # used_url (6th post), expired_url (after 30 minutes), or Slack failing.
-                log.warning("response_url post failed: HTTP %s", sent.status_code)
-            except (SlackClientError, aiohttp.ClientError, OSError, ValueError) as exc:
-                log.warning("response_url post failed: %s", type(exc).__name__)
-        if channel:
-            try:
-                await service.slack.chat_postEphemeral(
-                    channel=channel, user=user, text=message.text, blocks=message.blocks
-                )
-            except (SlackApiError, SlackClientError) as exc:
-                error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
-                log.warning("chat.postEphemeral failed: %s", error)
 
-    async def report(error: Exception, body: dict[str, Any]) -> None:
-        """One place turns failures into a message for the person who acted (on the work loop)."""
-        if isinstance(error, ChatOpsError):
-            text = f":warning: {error.user_message}"
-        else:
-            log.error("unhandled error in a listener: %s", type(error).__name__, exc_info=error)
-            text = ":warning: Something went wrong on the bot's side; nothing further was done. It was logged."
-        user = str(body.get("user_id") or _user(body)[0])
-        channel = body.get("channel_id") or _click_input(body).channel_id
-        await tell(plain_message(text), response_url=body.get("response_url"), channel=channel, user=user)
+def register(app: AsyncApp, intake: Intake, metrics: Metrics, work: Work, forms_opening: FormsOpening) -> None:
+    """Listeners ack on Bolt's loop with what ``intake`` checks there; the rest goes to ``work``,
+    whose side counts each form out of ``forms_opening`` by its ticket once it opens."""
 
-    def after_ack(work_after_ack: Coroutine[Any, Any, None], body: dict[str, Any]) -> None:
-        async def guarded() -> None:
-            try:
-                await work_after_ack
-            except Exception as error:
-                await report(error, body)
-
-        work.submit(guarded())
-
-    async def before_ack(read: Coroutine[Any, Any, T], *, too_late: T) -> T:
-        """Work an ack's body depends on (options, a picked target), run on the work loop; ``too_late``
+    async def before_ack(too_late: T, name: str, /, **kwargs: Any) -> T:
+        """Work an ack's body depends on (options, a picked target), run on the work side; ``too_late``
         when it cannot be answered within :data:`BEFORE_ACK_SECONDS`."""
-        if work.behind() > BEFORE_ACK_SECONDS:
-            read.close()  # never started
-        else:
+        if work.behind() <= BEFORE_ACK_SECONDS:
             try:
-                return await asyncio.wait_for(work.call(read), BEFORE_ACK_SECONDS)
+                answer: T = await asyncio.wait_for(work.call(name, **kwargs), BEFORE_ACK_SECONDS)
+                return answer
             except TimeoutError:
                 pass
-        service.metrics.answers_too_late.inc()
-        log.warning("an answer Slack waits for took over %.1f s on the bot's work loop", BEFORE_ACK_SECONDS)
+        metrics.answers_too_late.inc()
+        log.warning("an answer Slack waits for took over %.1f s on the bot's work side", BEFORE_ACK_SECONDS)
         return too_late
 
     busy_logged_at, refused_unlogged = 0.0, 0
-    forms_opening = FormsOpening()
 
     def too_busy() -> Message | None:
         nonlocal busy_logged_at, refused_unlogged
@@ -238,7 +198,7 @@ def register(app: AsyncApp, service: ChatOps, work: WorkLoop) -> None:
         ):
             return None
         behind = max(behind, form_wait, expected)
-        service.metrics.commands_refused_busy.inc()
+        metrics.commands_refused_busy.inc()
         refused_unlogged += 1
         if time.monotonic() - busy_logged_at >= BUSY_LOG_EVERY_SECONDS:  # one line, not one per command
             log.warning("the bot's work is %.1f s behind: %d commands refused as busy", behind, refused_unlogged)
@@ -250,7 +210,7 @@ def register(app: AsyncApp, service: ChatOps, work: WorkLoop) -> None:
 
     @app.command("/atlas")
     async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
-        early = service.parse(str(body.get("text", ""))) or too_busy()
+        early = intake.parse(str(body.get("text", ""))) or too_busy()
         if early is not None:
             await ack(text=early.text, blocks=early.blocks_as_dicts(), response_type="ephemeral")
             return
@@ -263,103 +223,60 @@ def register(app: AsyncApp, service: ChatOps, work: WorkLoop) -> None:
             trigger_id=str(body.get("trigger_id", "")),
             response_url=body.get("response_url"),
         )
-
-        form_opened = forms_opening.add()
-
-        async def open_form() -> None:
-            try:
-                reply = await service.command(cmd, form_opened=form_opened)
-            finally:
-                form_opened()  # a meta command, a denial, a failure: nothing more to wait for
-            if reply is not None:
-                await tell(reply, response_url=cmd.response_url, channel=cmd.channel_id, user=cmd.user_id)
-
-        after_ack(open_form(), body)
+        work.submit("open_form", _reply_to(body), cmd, forms_opening.add())
 
     @app.view(CONFIRM_CALLBACK_ID)
     async def on_confirm(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         user_id, team_id = _user(body)
-        checked = service.check_submission(
-            SubmissionInput(
-                user_id=user_id,
-                team_id=team_id,
-                private_metadata=str(view.get("private_metadata", "")),
-                values=_view_values(view),
-            )
+        submission = SubmissionInput(
+            user_id=user_id,
+            team_id=team_id,
+            private_metadata=str(view.get("private_metadata", "")),
+            values=_view_values(view),
         )
+        checked = intake.check_submission(submission)
         if isinstance(checked, dict):
             await ack(response_action="errors", errors=checked)
             return
         await ack()
-
-        async def submit() -> None:
-            try:
-                reply = await service.submit(checked)
-            except ChatOpsError as exc:
-                # A view submission has no response_url of its own, so the error report could not
-                # reach the requester; the form's signed metadata carries the command's.
-                reply = plain_message(f":warning: {exc.user_message}")
-            if reply is not None:
-                await tell(reply, response_url=checked.response_url, channel=checked.channel_id, user=checked.user_id)
-
-        after_ack(submit(), body)
-
-    async def decided(reply: Message | None, body: dict[str, Any], done: str) -> None:
-        if _from_home_tab(body):
-            # No response_url on the home tab: the refreshed tab carries the answer.
-            user_id, team_id = _user(body)
-            await service.publish_home(user_id=user_id, team_id=team_id, notice=reply.text if reply else done)
-        elif reply is not None:
-            click = _click_input(body)
-            await tell(reply, response_url=body.get("response_url"), channel=click.channel_id, user=click.user_id)
+        work.submit("submit", _reply_to(body), submission)
 
     @app.action(APPROVE_ACTION_ID)
     async def on_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-
-        async def approve() -> None:
-            await decided(await service.approve(_click_input(body)), body, ":ballot_box_with_check: Approved.")
-
-        after_ack(approve(), body)
+        work.submit("approve", _reply_to(body), _click_input(body), home=_from_home_tab(body))
 
     @app.action(REJECT_ACTION_ID)
     async def on_reject(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-
-        async def reject() -> None:
-            await decided(await service.reject(_click_input(body)), body, ":no_entry: Rejected.")
-
-        after_ack(reject(), body)
+        work.submit("reject", _reply_to(body), _click_input(body), home=_from_home_tab(body))
 
     @app.action(PICK_ACTION_ID)
     async def on_pick_action(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         view = body.get("view") or {}
-        user_id, _ = _user(body)
-        after_ack(
-            service.picker_chose_action(
-                user_id=user_id,
-                private_metadata=str(view.get("private_metadata", "")),
-                action=str((action.get("selected_option") or {}).get("value", "")),
-                view_id=str(view.get("id", "")),
-                view_hash=str(view.get("hash", "")),
-            ),
-            body,
+        work.submit(
+            "pick_action",
+            _reply_to(body),
+            user_id=_user(body)[0],
+            private_metadata=str(view.get("private_metadata", "")),
+            action=str((action.get("selected_option") or {}).get("value", "")),
+            view_id=str(view.get("id", "")),
+            view_hash=str(view.get("hash", "")),
         )
 
     @app.options(PICK_TARGET_ACTION_ID)
     async def on_pick_options(ack: AsyncAck, body: dict[str, Any]) -> None:
         user_id, team_id = _user(body)
         answer = await before_ack(
-            service.picker_options(
-                user_id=user_id,
-                team_id=team_id,
-                private_metadata=str((body.get("view") or {}).get("private_metadata", "")),
-                block_id=str(body.get("block_id", "")),
-                query=str(body.get("value", ""))[:200],
-            ),
             # Like an Atlas listing that outlasts its budget: nothing to pick yet, the next keystroke asks again.
-            too_late={"options": []},
+            {"options": []},
+            "picker_options",
+            user_id=user_id,
+            team_id=team_id,
+            private_metadata=str((body.get("view") or {}).get("private_metadata", "")),
+            block_id=str(body.get("block_id", "")),
+            query=str(body.get("value", ""))[:200],
         )
         await ack(**answer)
 
@@ -367,32 +284,32 @@ def register(app: AsyncApp, service: ChatOps, work: WorkLoop) -> None:
     async def on_pick(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         user_id, team_id = _user(body)
         picked = await before_ack(
-            service.picker_submission(
-                SubmissionInput(
-                    user_id=user_id,
-                    team_id=team_id,
-                    private_metadata=str(view.get("private_metadata", "")),
-                    values=_view_values(view),
-                )
+            {PICK_ACTION_BLOCK: "The bot is too busy to check this within Slack's 3 seconds. Press Next again."},
+            "picker_next",
+            sub=SubmissionInput(
+                user_id=user_id,
+                team_id=team_id,
+                private_metadata=str(view.get("private_metadata", "")),
+                values=_view_values(view),
             ),
-            too_late={
-                PICK_ACTION_BLOCK: "The bot is too busy to check this within Slack's 3 seconds. Press Next again."
-            },
         )
         if isinstance(picked, dict):
             await ack(response_action="errors", errors=picked)
             return
+        pick, confirmation_view = picked
         # The picker turns into the confirmation form in place (no trigger_id needed), then fills in.
-        await ack(response_action="update", view=picked.view)
-        after_ack(service.fill_preview(picked, view_id=str(view.get("id", "")), view_hash=None), body)
+        await ack(response_action="update", view=confirmation_view)
+        work.submit("fill_picked", _reply_to(body), pick, str(view.get("id", "")))
 
     @app.event("app_home_opened")
     async def on_home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("tab") != "home":
             return
-        after_ack(service.publish_home(user_id=str(event.get("user", "")), team_id=str(body.get("team_id", ""))), body)
+        work.submit(
+            "publish_home", _reply_to(body), user_id=str(event.get("user", "")), team_id=str(body.get("team_id", ""))
+        )
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         # A listener failing before its work was handed over (a read an ack waited for, say).
-        await work.call(report(error, body))
+        work.submit("tell_text", _reply_to(body), error_text(error))

@@ -172,15 +172,15 @@ def test_forms_opening_reports_the_oldest_wait_and_forgets_opened_ones() -> None
     now = [100.0]
     forms = FormsOpening(clock=lambda: now[0])
     assert forms.oldest_wait() == 0.0
-    first_opened = forms.add()
+    first = forms.add()
     now[0] += 1.0
-    second_opened = forms.add()
+    second = forms.add()
     now[0] += 0.5
     assert forms.oldest_wait() == 1.5
-    first_opened()
-    first_opened()  # once more: nothing changes
+    forms.opened(first)
+    forms.opened(first)  # once more: nothing changes
     assert forms.oldest_wait() == 0.5
-    second_opened()
+    forms.opened(second)
     assert forms.oldest_wait() == 0.0
 
 
@@ -191,14 +191,14 @@ def test_forms_opening_expects_the_line_over_the_recent_pace_never_under_the_flo
     waiting = [forms.add() for _ in range(100)]
     # Nothing opened lately: the bot is assumed to open FORMS_PER_SECOND_FLOOR a second.
     assert forms.expected_wait() == 100 / FORMS_PER_SECOND_FLOOR
-    for opened in waiting[:80]:
+    for ticket in waiting[:80]:
         now[0] += 0.01  # 80 forms open within 0.8 s: the pace is 80 a second
-        opened()
-        opened()  # once more: counted once
+        forms.opened(ticket)
+        forms.opened(ticket)  # once more: counted once
     more = [forms.add() for _ in range(140)]
     assert forms.expected_wait() == (20 + 140) / 80
     now[0] += 0.7  # all but the last 30 or so openings are now over a second old: a pace
     assert forms.expected_wait() == (20 + 140) / FORMS_PER_SECOND_FLOOR  # under the floor
-    for opened in waiting[80:] + more:
-        opened()
+    for ticket in waiting[80:] + more:
+        forms.opened(ticket)
     assert forms.expected_wait() == 0.0

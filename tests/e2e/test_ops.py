@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -21,9 +22,10 @@ from bot.cli import main
 from bot.db import create_engine
 from bot.logs import JsonFormatter, RequestIdFilter, SecretScrubber
 from bot.metrics import Metrics
+from bot.slack.after_ack import AfterAck
 from bot.store import Store
 from bot.web import build_web_app
-from bot.work_loop import WorkLoop
+from bot.work_loop import LocalWork, WorkLoop
 from tests.db import make_database
 from tests.e2e.harness import BOB, DEFAULT_POLICY, Harness
 from tests.e2e.test_flow import seed_oidc_idp
@@ -163,6 +165,15 @@ async def test_healthz_and_metrics_after_a_full_request(harness: Harness) -> Non
         assert secret not in text
 
 
+class _StoreOnly:
+    """The work side's real health check, over a store alone."""
+
+    database_ok = AfterAck.database_ok
+
+    def __init__(self, store: Store) -> None:
+        self.service = SimpleNamespace(store=store)
+
+
 @pytest.fixture
 async def unreachable_database_app() -> AsyncIterator[str]:
     # Port 1 on loopback: nothing listens, so every connection is refused at once.
@@ -171,10 +182,9 @@ async def unreachable_database_app() -> AsyncIterator[str]:
     runner = web.AppRunner(
         build_web_app(
             bolt,
-            store=Store(engine),
             metrics=Metrics(),
             signing_secret=SecretStr("healthz-test"),
-            work=WorkLoop.same_loop(),
+            work=LocalWork(WorkLoop.same_loop(), _StoreOnly(Store(engine))),
         ),
         access_log=None,
     )
