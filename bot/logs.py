@@ -86,8 +86,10 @@ def configure_logging(*, level: str, fmt: str, secrets: Iterable[str]) -> None:
     root.setLevel(level)
     # httpx writes a line at INFO for every request it sends: for this bot, every Atlas read of
     # every preview and re-check (the bot logs its own executions). At DEBUG they are kept.
-    httpx_logger = logging.getLogger("httpx")
-    httpx_logger.setLevel(max(root.level, logging.WARNING) if root.level > logging.DEBUG else root.level)
+    # Alembic (1.20 here) logs a line at INFO for each of its plugins as it loads them.
+    for name in ("httpx", "alembic.runtime.plugins"):
+        quiet = logging.getLogger(name)
+        quiet.setLevel(max(root.level, logging.WARNING) if root.level > logging.DEBUG else root.level)
 
 
 # Loggers slack_sdk makes per client or per call, after start-up; the sweep below cannot see them yet.
