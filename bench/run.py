@@ -204,6 +204,7 @@ async def start_profiler(pid: int, path: str) -> asyncio.subprocess.Process:
         "record",
         "--pid",
         str(pid),
+        "--subprocesses",  # the work process too (bot.work_process)
         "--gil",
         "--rate",
         "200",

@@ -219,16 +219,39 @@ class ServerProcess:
     def pid(self) -> int:
         return self.process.pid
 
+    def pids(self) -> list[int]:
+        """The process and its descendants (the bot's work process, see bot.work_process)."""
+        found, queue = [], [self.pid]
+        while queue:
+            pid = queue.pop()
+            found.append(pid)
+            with contextlib.suppress(OSError):
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    queue.extend(int(child) for child in (task / "children").read_text().split())
+        return found
+
     def cpu_seconds(self) -> float:
-        # utime + stime, fields 14 and 15 of /proc/PID/stat (after the parenthesised command name).
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time of the process and its descendants alive now."""
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                # utime + stime, fields 14 and 15 of /proc/PID/stat (after the parenthesised command name).
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def memory_kib(self, key: str) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(f"{key}:"):
-                return int(line.split()[1])
-        raise KeyError(key)
+        """``key`` of /proc/PID/status (VmRSS, VmHWM), summed over the process and its descendants:
+        for VmHWM, the sum of each one's own peak (never less than what they held at once)."""
+        total, seen = 0, False
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith(f"{key}:"):
+                        total, seen = total + int(line.split()[1]), True
+        if not seen:
+            raise KeyError(key)
+        return total
 
     def log_tail(self, lines: int = 20) -> str:
         with contextlib.suppress(OSError):

@@ -6,19 +6,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import httpx
 from aiohttp import ClientSession, ClientTimeout, web
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.ack_side import SLACK_TIMEOUT_SECONDS, build_ack_side, build_slack_client
 from bot.actions import ActionSpec
 from bot.atlas import AtlasClient, AtlasSettings
 from bot.db import create_engine
@@ -29,50 +26,28 @@ from bot.service import ChatOps
 from bot.settings import Settings
 from bot.slack.after_ack import AfterAck
 from bot.slack.directory import Directory
-from bot.slack.listeners import FormsOpening, register
+from bot.slack.listeners import FormsOpening
 from bot.store import Store
 from bot.sweeper import Sweeper
-from bot.web import build_web_app
 from bot.work_loop import LocalWork, WorkLoop
 from commands import load_registry
 
-__all__ = ["Bot", "build_bot", "build_slack_client"]
+__all__ = ["Bot", "WorkSide", "build_bot", "build_work_side"]
 
 log = logging.getLogger(__name__)
 
 
-SLACK_TIMEOUT_SECONDS = 10
+@dataclass(kw_only=True)
+class WorkSide:
+    """The service and its clients: what runs where the work runs (bot.work_loop)."""
 
-
-def build_slack_client(settings: Settings, *, session: ClientSession | None = None) -> AsyncWebClient:
-    """Without ``session`` slack_sdk opens a new connection (a TCP and TLS handshake) for every call;
-    the bot passes one keep-alive session so views.open does not pay that inside the trigger window."""
-    return AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url,
-        timeout=SLACK_TIMEOUT_SECONDS,
-        session=session,
-        # Slack says when to retry (429 + Retry-After); connection errors are retried once.
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=1),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-        ],
-    )
-
-
-@dataclass
-class Bot:
     settings: Settings
     engine: AsyncEngine
     store: Store
     atlas: AtlasClient
     slack: AsyncWebClient
     service: ChatOps
-    bolt: AsyncApp
-    web_app: web.Application
     metrics: Metrics
-    work: WorkLoop
-
     sweeper: Sweeper
     _sweeper_task: asyncio.Task[None] | None = None
 
@@ -97,7 +72,16 @@ class Bot:
         await self.engine.dispose()
 
 
-def build_bot(
+@dataclass(kw_only=True)
+class Bot(WorkSide):
+    """The whole bot in one process: the work side, and Bolt and the web app acking in front of it."""
+
+    bolt: AsyncApp
+    web_app: web.Application
+    work: WorkLoop
+
+
+def build_work_side(
     settings: Settings,
     *,
     environ: Mapping[str, str],
@@ -105,14 +89,10 @@ def build_bot(
     registry: Mapping[str, ActionSpec[Any]] | None = None,
     atlas_transport: httpx.AsyncBaseTransport | None = None,
     atlas_options: Mapping[str, Any] | None = None,
-    work: WorkLoop | None = None,
-) -> Bot:
+) -> WorkSide:
     """``atlas_options`` are extra keyword arguments for :class:`AtlasClient` (tests pass a fast
-    ``retry`` policy, a short ``timeout`` or a recording ``sleep``).
-
-    Call it on the loop the service will run on: ``work``'s, or (without ``work``) the one the
-    HTTP server runs on. Bolt and the web app may then serve from another loop (see bot.work_loop)."""
-    work = work or WorkLoop.same_loop()
+    ``retry`` policy, a short ``timeout`` or a recording ``sleep``). Call it on the loop the service
+    will run on."""
     registry = dict(registry or load_registry())
     policy = policy or load_policy(settings.policy_path, known_actions=registry)
     atlas_settings = AtlasSettings.model_validate({k: v for k, v in environ.items() if v != ""})
@@ -138,30 +118,44 @@ def build_bot(
         lease_seconds=settings.execution_lease_seconds,
         environ=environ,
     )
-    bolt = AsyncApp(
-        # Bolt's own client makes one call (auth.test, on the first request) from the loop that
-        # serves HTTP; ours belongs to the service's loop, so Bolt gets one without a shared session.
-        client=build_slack_client(settings),
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
-        # Commands and clicks are answered by our own listeners; no OAuth flow, one workspace.
-        raise_error_for_unhandled_request=False,
-        # bot.web verifies every HTTP request before Bolt sees it and hands Bolt the parsed body
-        # (bot.slack.gate); Socket Mode requests are not signed.
-        request_verification_enabled=False,
-    )
-    forms_opening = FormsOpening()
-    local_work = LocalWork(work, AfterAck(service, form_opened=forms_opening.opened))
-    register(bolt, service.intake, metrics, local_work, forms_opening)
-    return Bot(
+    return WorkSide(
         settings=settings,
         engine=engine,
         store=store,
         atlas=atlas,
         slack=slack,
         service=service,
-        bolt=bolt,
-        web_app=build_web_app(bolt, metrics=metrics, signing_secret=settings.slack_signing_secret, work=local_work),
         metrics=metrics,
-        work=work,
         sweeper=Sweeper(service, replica_id=settings.replica_id, interval_seconds=settings.sweep_interval_seconds),
     )
+
+
+def build_bot(
+    settings: Settings,
+    *,
+    environ: Mapping[str, str],
+    policy: Policy | None = None,
+    registry: Mapping[str, ActionSpec[Any]] | None = None,
+    atlas_transport: httpx.AsyncBaseTransport | None = None,
+    atlas_options: Mapping[str, Any] | None = None,
+    work: WorkLoop | None = None,
+) -> Bot:
+    """Both sides in this process (see :func:`build_work_side` for the options).
+
+    Call it on the loop the service will run on: ``work``'s, or (without ``work``) the one the
+    HTTP server runs on. Bolt and the web app may then serve from another loop (see bot.work_loop)."""
+    work = work or WorkLoop.same_loop()
+    side = build_work_side(
+        settings,
+        environ=environ,
+        policy=policy,
+        registry=registry,
+        atlas_transport=atlas_transport,
+        atlas_options=atlas_options,
+    )
+    forms_opening = FormsOpening()
+    local_work = LocalWork(work, AfterAck(side.service, form_opened=forms_opening.opened))
+    bolt, web_app = build_ack_side(
+        settings, intake=side.service.intake, metrics=side.metrics, work=local_work, forms_opening=forms_opening
+    )
+    return Bot(**{f.name: getattr(side, f.name) for f in fields(WorkSide)}, bolt=bolt, web_app=web_app, work=work)

@@ -48,23 +48,43 @@ def _secrets(settings: Settings, environ: Mapping[str, str]) -> list[str]:
 
 async def _serve(
     settings: Settings, environ: Mapping[str, str], *, socket_mode: bool, drain_seconds: float = 20.0
-) -> None:
-    from bot.app import build_bot
-    from bot.schema import ensure_schema
+) -> int:
+    """Serve until SIGTERM or SIGINT (0), or until the work process dies (1, for a restart)."""
+    from bot.ack_side import build_ack_side, build_intake
+    from bot.metrics import Metrics
+    from bot.slack.listeners import FormsOpening
+    from bot.work_process import WorkProcess, WorkSideGone
 
-    await ensure_schema(settings.database_url)
-    # The service's clients are made on the loop they will be used on (see bot.work_loop).
-    work = (
-        WorkLoop.start_thread(event_loop_factory(settings.event_loop)) if settings.work_thread else WorkLoop.same_loop()
-    )
+    process: WorkProcess | None = None
+    if settings.work_mode == "process":
+        # The work process migrates the database before it says it is ready (bot.work_process).
+        forms_opening = FormsOpening()
+        process = await WorkProcess.start(environ, form_opened=forms_opening.opened)
+        bolt, web_app = build_ack_side(
+            settings, intake=build_intake(settings), metrics=Metrics(), work=process, forms_opening=forms_opening
+        )
+        where = ", the service in a process of its own"
+    else:
+        from bot.app import build_bot
+        from bot.schema import ensure_schema
 
-    async def build() -> Bot:
-        bot = build_bot(settings, environ=environ, work=work)
-        bot.start_sweeper()
-        return bot
+        await ensure_schema(settings.database_url)
+        # The service's clients are made on the loop they will be used on (see bot.work_loop).
+        work = (
+            WorkLoop.start_thread(event_loop_factory(settings.event_loop))
+            if settings.work_mode == "thread"
+            else WorkLoop.same_loop()
+        )
 
-    bot = await work.call(build())
-    runner = web.AppRunner(bot.web_app, access_log=None, shutdown_timeout=5)
+        async def build() -> Bot:
+            bot = build_bot(settings, environ=environ, work=work)
+            bot.start_sweeper()
+            return bot
+
+        bot = await work.call(build())
+        bolt, web_app = bot.bolt, bot.web_app
+        where = ", the service on its own thread" if work.threaded else ""
+    runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=5)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
@@ -74,7 +94,7 @@ async def _serve(
 
         if settings.slack_app_token is None:
             raise ConfigurationError("SLACK_APP_TOKEN: not set (Socket Mode needs an xapp- app-level token)")
-        socket_handler = AsyncSocketModeHandler(bot.bolt, settings.slack_app_token.get_secret_value())
+        socket_handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
         await socket_handler.connect_async()
     pin_slack_library_levels()
     freeze_start_up_objects()
@@ -88,15 +108,24 @@ async def _serve(
         settings.host,
         settings.port,
         loop_name,
-        ", the service on its own thread" if work.threaded else "",
+        where,
     )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("shutting down: no new work, finishing executions in flight (up to %.0f s)", drain_seconds)
+    waits = [loop.create_task(stop.wait())]
+    if process is not None:
+        waits.append(loop.create_task(process.gone.wait()))
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for waiting in waits:
+        waiting.cancel()
+    work_died = process is not None and process.gone.is_set() and not stop.is_set()
+    if work_died:
+        log.error("the work process has exited: stopping, for serve to be restarted")
+    else:
+        log.info("shutting down: no new work, finishing executions in flight (up to %.0f s)", drain_seconds)
     # No new work: Socket Mode disconnects; the HTTP server stops listening, closes keep-alive
     # connections (a load balancer's too) and answers the requests already in (acks, so quick). Then
     # the service starts no execution, and those in flight finish or are handed back by the deadline.
@@ -104,12 +133,23 @@ async def _serve(
         await socket_handler.close_async()
     await runner.cleanup()
     # What the last acks handed over is short (Slack and database calls); executions get the rest.
-    cut_short = await work.call(work.finish(min(HANDED_OVER_WORK_SECONDS, drain_seconds)))
+    handed_over_seconds = min(HANDED_OVER_WORK_SECONDS, drain_seconds)
+    if process is not None:
+        try:
+            cut_short = 0 if work_died else await process.finish(handed_over_seconds)
+        except WorkSideGone:
+            cut_short, work_died = 0, True
+        code = await process.close(drain_seconds=drain_seconds)
+        if code:
+            log.warning("the work process exited with code %s", code)
+    else:
+        cut_short = await work.call(work.finish(handed_over_seconds))
+        await work.call(bot.shutdown(drain_seconds=drain_seconds))
+        work.stop()
     if cut_short:
         log.warning("%d pieces of work after an ack were stopped at shutdown", cut_short)
-    await work.call(bot.shutdown(drain_seconds=drain_seconds))
-    work.stop()
     log.info("stopped")
+    return 1 if work_died else 0
 
 
 async def _migrate(settings: Settings, revision: str, *, down: bool) -> None:
@@ -156,7 +196,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             print(f"database migrated to {args.revision}")
         else:
             with asyncio.Runner(loop_factory=event_loop_factory(settings.event_loop)) as runner:
-                runner.run(_serve(settings, environ, socket_mode=args.socket, drain_seconds=args.drain_seconds))
+                return runner.run(_serve(settings, environ, socket_mode=args.socket, drain_seconds=args.drain_seconds))
     except ConfigurationError as exc:
         print(f"atlas-chatops: {exc.user_message}", file=sys.stderr)
         return 2

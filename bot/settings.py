@@ -15,11 +15,17 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.db import default_database_url
 from bot.errors import ConfigurationError
 from bot.loop import EventLoopName
 
 __all__ = ["Settings", "format_settings_error"]
+
+
+def _default_database_url() -> str:
+    # Imported here: bot.db needs SQLAlchemy, which the ack side of serve (bot.ack_side) never loads.
+    from bot.db import default_database_url
+
+    return default_database_url()
 
 
 def _default_replica_id() -> str:
@@ -37,7 +43,7 @@ class Settings(BaseSettings):
     slack_team_id: str | None = Field(default=None, validation_alias="SLACK_TEAM_ID")
     host: str = Field(default="0.0.0.0", validation_alias="HOST")  # noqa: S104 - a server binds all interfaces
     port: int = Field(default=3000, ge=1, le=65535, validation_alias="PORT")
-    database_url: str = Field(default_factory=default_database_url, validation_alias="DATABASE_URL")
+    database_url: str = Field(default_factory=_default_database_url, validation_alias="DATABASE_URL")
     policy_path: Path = Field(default=Path("policy.yml"), validation_alias="ATLAS_CHATOPS_POLICY")
     # Seals revoke-token's token at rest and signs modal metadata. Every replica needs the same value;
     # defaults to a key derived from the signing secret, which every replica already shares.
@@ -52,8 +58,9 @@ class Settings(BaseSettings):
     )
     # auto: uvloop where it is installed (a dependency except on Windows, which it does not support).
     event_loop: EventLoopName = Field(default="auto", validation_alias="ATLAS_CHATOPS_EVENT_LOOP")
-    # serve: the service on its own thread's loop, so acks do not wait behind its work (bot.work_loop).
-    work_thread: bool = Field(default=True, validation_alias="ATLAS_CHATOPS_WORK_THREAD")
+    # serve: where the service runs, apart from the acks: in a process of its own (bot.work_process),
+    # on a thread's loop (bot.work_loop), or on the HTTP server's loop.
+    work_mode: Literal["process", "thread", "loop"] = Field(default="process", validation_alias="ATLAS_CHATOPS_WORK")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:

@@ -3,9 +3,10 @@
 Slack waits 3 seconds for an ack, and Bolt answers one only when its 10 ms poll finds the
 listener's ``ack()``. On one event loop that poll waits behind every ready callback of the bot's
 own work (modals, previews, executions): at 200 commands/s in ``bench/`` the ack p99 was 19.0 ms
-against 11.4 for bare Bolt. ``serve`` therefore runs the service (database, Slack and Atlas
+against 11.4 for bare Bolt. ``serve`` can therefore run the service (database, Slack and Atlas
 clients, executions, sweeper) on a loop of its own in a second thread, and the HTTP server and Bolt
-on the main thread's loop (12.5 ms then). Python hands the interpreter lock to a waiting thread
+on the main thread's loop (12.5 ms then); by default it runs the service in a process of its own
+(bot.work_process), which :class:`Work` hides from the listeners. Python hands the interpreter lock to a waiting thread
 after :data:`GIL_SWITCH_SECONDS`, so an ack waits for that, not for the other loop's backlog.
 
 Acks no longer slow down when the work falls behind, so the listeners ask :meth:`WorkLoop.behind`

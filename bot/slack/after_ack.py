@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -22,33 +21,17 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.errors import ChatOpsError, StoreUnavailable
-from bot.service import ChatOps, ClickInput, CommandInput, Confirmation, SubmissionInput
+from bot.intake import ClickInput, CommandInput, ReplyTo, SubmissionInput, error_text
+from bot.service import ChatOps, Confirmation
 from bot.views import Message, plain_message
 
-__all__ = ["PICKED_KEPT", "AfterAck", "ReplyTo", "error_text"]
+__all__ = ["PICKED_KEPT", "AfterAck"]
 
 log = logging.getLogger(__name__)
 
 # Confirmations built by the picker's Next wait here for the ack that shows them, then fill in
 # their preview. An answer that came too late for its ack is never claimed; the oldest go first.
 PICKED_KEPT = 256
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyTo:
-    """Where to tell the person who acted that something went wrong."""
-
-    user: str
-    channel: str | None
-    response_url: str | None
-
-
-def error_text(error: Exception) -> str:
-    """The one line a person sees for a failure after their ack (unexpected ones are logged)."""
-    if isinstance(error, ChatOpsError):
-        return f":warning: {error.user_message}"
-    log.error("unhandled error in a listener: %s", type(error).__name__, exc_info=error)
-    return ":warning: Something went wrong on the bot's side; nothing further was done. It was logged."
 
 
 def _ephemeral(message: Message) -> dict[str, Any]:

@@ -18,9 +18,8 @@ from typing import Any, TypeVar
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
+from bot.intake import ClickInput, CommandInput, Intake, MessageLocation, ReplyTo, SubmissionInput, error_text
 from bot.metrics import Metrics
-from bot.service import ClickInput, CommandInput, Intake, MessageLocation, SubmissionInput
-from bot.slack.after_ack import ReplyTo, error_text
 from bot.views import (
     APPROVE_ACTION_ID,
     CONFIRM_CALLBACK_ID,

@@ -262,7 +262,8 @@ async def running_bot(
     extra_env: Mapping[str, str] | None = None,
     work_thread: bool = False,
 ) -> AsyncIterator[Harness]:
-    """``work_thread``: the service on its own thread's loop, as ``serve`` runs it (bot.work_loop)."""
+    """``work_thread``: the service on its own thread's loop, as ``serve`` runs it with
+    ``ATLAS_CHATOPS_WORK=thread`` (bot.work_loop)."""
     fake_slack = FakeSlack(bot_token=BOT_TOKEN)
     api_url = await fake_slack.start()
     fake_slack.add_usergroup(id="S0APPROVERS", handle="atlas-approvers", users=[BOB, DAVE])

@@ -165,8 +165,8 @@ async def test_socket_mode_runs_the_whole_flow_and_stops_cleanly(socket_bot: Soc
     assert await asyncio.wait_for(bot.process.wait(), timeout=30) == 0
     log = bot.output.read_text()
     assert "serving in Socket Mode" in log and "stopped" in log
-    assert "(uvloop event loop, the service on its own thread)" in log, (
-        "serve runs on uvloop when it is installed (ATLAS_CHATOPS_EVENT_LOOP=auto), the service on a second thread"
+    assert "(uvloop event loop, the service in a process of its own)" in log, (
+        "serve runs on uvloop when it is installed (ATLAS_CHATOPS_EVENT_LOOP=auto), the service in a second process"
     )
     for _ in range(100):
         if not bot.slack.socket_connections:

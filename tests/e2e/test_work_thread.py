@@ -1,5 +1,6 @@
-"""The service on its own thread (as ``serve`` runs it): Slack's acks never wait for it, and a
-command is refused at once when its form could not open in time.
+"""The service on its own thread (as ``serve`` runs it with ``ATLAS_CHATOPS_WORK=thread``; its
+default, a process of its own, is tested in tests/replicas/test_work_process.py): Slack's acks never
+wait for it, and a command is refused at once when its form could not open in time.
 
 Every e2e flow also runs with the service on its own thread (the ``harness`` fixture's
 ``work-thread`` case); most tests here are about what only that arrangement can do.
