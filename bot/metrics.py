@@ -59,6 +59,11 @@ class Metrics:
             "Requests waiting for approval, as last counted by this replica's sweeper.",
             registry=self.registry,
         )
+        self.executions_in_flight = Gauge(
+            "atlas_chatops_executions_in_flight",
+            "Approved requests this replica is executing now (what a drain waits for).",
+            registry=self.registry,
+        )
         self.options_seconds = Histogram(
             "atlas_chatops_picker_options_seconds",
             "Time to find the picker's target options for a block_suggestion (Slack allows 3 s).",

@@ -125,6 +125,7 @@ class ChatOps:
         self._environ = environ
         self._clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
+        metrics.executions_in_flight.set_function(lambda: len(self._tasks))
         self._accepting = True
 
     # ------------------------------------------------------------------ commands

@@ -30,7 +30,7 @@ import struct
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import IO, Any
 
 from bot.errors import ChatOpsError, ConfigurationError
 from bot.work_loop import HEARTBEAT_SECONDS, finish_or_cancel
@@ -99,9 +99,11 @@ class WorkProcess:
         *,
         form_opened: Callable[[int], None],
         start_timeout: float = START_TIMEOUT_SECONDS,
+        stderr: IO[bytes] | None = None,
     ) -> WorkProcess:
         """Start the work process with ``environ`` (its whole configuration) and wait until its
-        service is built; a ConfigurationError or any failure to start is raised here."""
+        service is built; a ConfigurationError or any failure to start is raised here. Its log
+        goes to ``stderr`` (this process's own by default)."""
         ours, theirs = socket.socketpair()
         try:
             process = await asyncio.create_subprocess_exec(
@@ -112,6 +114,7 @@ class WorkProcess:
                 pass_fds=(theirs.fileno(),),
                 env=dict(environ),
                 stdin=asyncio.subprocess.DEVNULL,
+                stderr=stderr,
             )
         finally:
             theirs.close()

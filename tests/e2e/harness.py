@@ -9,18 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import tempfile
 from collections.abc import AsyncIterator, Coroutine, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 import httpx
+import yaml
 from aiohttp import web
 
+from bot.ack_side import build_ack_side, build_intake
 from bot.app import Bot, build_bot
+from bot.db import create_engine
+from bot.metrics import Metrics
 from bot.policy import Policy, parse_policy
+from bot.requests import ActionRequest
 from bot.settings import Settings
+from bot.slack.listeners import FormsOpening
+from bot.store import Store
 from bot.work_loop import WorkLoop
+from bot.work_process import WorkProcess
 from commands import load_registry
 from tests.fakes.fake_atlas import FakeAtlas
 from tests.fakes.fake_slack import FakeSlack, FakeSlackCall
@@ -66,9 +77,18 @@ class Requested:
     identifier: str
 
 
+WorkMode = Literal["one-loop", "work-thread", "work-process"]
+
+
 @dataclass
 class Harness:
-    bot: Bot
+    """``bot`` is None with ``work-process``: the service is in ``process``, out of reach, and is
+    observed as Slack and Atlas see it and through the database (:meth:`stored`)."""
+
+    bot: Bot | None
+    process: WorkProcess | None
+    database_url: str
+    work_log: Path | None
     url: str
     slack: SlackClient
     fake_slack: FakeSlack
@@ -230,16 +250,45 @@ class Harness:
 
     async def settle(self) -> None:
         """Wait until the bot has no background work left (what listeners hand over after the
-        ack, and executions)."""
+        ack, and executions; in the work process, what was handed over)."""
+        if self.process is not None:
+            assert await self.process.finish(10.0) == 0, "work handed over did not finish in 10 s"
+            for _ in range(500):
+                metrics = (await self.http.get(f"{self.url}/metrics")).text
+                if "\natlas_chatops_executions_in_flight 0.0\n" in metrics:
+                    return
+                await asyncio.sleep(0.01)
+            raise AssertionError("executions did not finish")
+        bot = self.in_process_bot
         for _ in range(500):
-            if not self.bot.service._tasks and self.bot.work.idle:
+            if not bot.service._tasks and bot.work.idle:
                 return
             await asyncio.sleep(0.01)
         raise AssertionError("background work did not finish")
 
+    def work_log_text(self) -> str:
+        """What the work process logged (DEBUG and up), or "" without one."""
+        return self.work_log.read_text(encoding="utf-8", errors="replace") if self.work_log else ""
+
+    @property
+    def in_process_bot(self) -> Bot:
+        assert self.bot is not None, "this test looks inside the bot: it cannot run with work-process"
+        return self.bot
+
     async def on_service_loop(self, coro: Coroutine[Any, Any, T]) -> T:
         """Await ``coro`` where the bot's store and clients live (their own thread with ``work_thread``)."""
-        return await self.bot.work.call(coro)
+        return await self.in_process_bot.work.call(coro)
+
+    async def stored(self, request_id: str) -> ActionRequest:
+        """The request as the database holds it (read over a connection of the test's own with
+        ``work-process``)."""
+        if self.bot is not None:
+            return await self.on_service_loop(self.bot.store.get(request_id))
+        engine = create_engine(self.database_url)
+        try:
+            return await Store(engine).get(request_id)
+        finally:
+            await engine.dispose()
 
     async def issue_atlas_token(self) -> str:
         basic = base64.b64encode(f"{self.atlas_client_id}:{self.atlas_client_secret}".encode()).decode()
@@ -261,9 +310,12 @@ async def running_bot(
     policy_data: Mapping[str, Any] | None = None,
     extra_env: Mapping[str, str] | None = None,
     work_thread: bool = False,
+    work_process: bool = False,
 ) -> AsyncIterator[Harness]:
     """``work_thread``: the service on its own thread's loop, as ``serve`` runs it with
-    ``ATLAS_CHATOPS_WORK=thread`` (bot.work_loop)."""
+    ``ATLAS_CHATOPS_WORK=thread`` (bot.work_loop). ``work_process``: this process acks and a real
+    ``python -m bot.work_process`` runs the rest, as ``serve`` does by default (its log is
+    ``Harness.work_log``)."""
     fake_slack = FakeSlack(bot_token=BOT_TOKEN)
     api_url = await fake_slack.start()
     fake_slack.add_usergroup(id="S0APPROVERS", handle="atlas-approvers", users=[BOB, DAVE])
@@ -283,40 +335,72 @@ async def running_bot(
         "ATLAS_CHATOPS_REPLICA_ID": "e2e-replica",
         **(extra_env or {}),
     }
-    settings = Settings.from_environ(environ)
     policy: Policy = parse_policy(dict(policy_data or DEFAULT_POLICY), known_actions=load_registry())
-    work = WorkLoop.start_thread(asyncio.new_event_loop) if work_thread else None
+    async with AsyncExitStack() as stack:
+        bot: Bot | None = None
+        process: WorkProcess | None = None
+        work_log: Path | None = None
+        work: WorkLoop | None = None
+        if work_process:
+            # The work process reads its policy and settings as serve's would: from a file and its environment.
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="e2e-work-")))
+            (directory / "policy.yml").write_text(yaml.safe_dump(dict(policy_data or DEFAULT_POLICY)))
+            environ["ATLAS_CHATOPS_POLICY"] = str(directory / "policy.yml")
+            work_log = directory / "work.log"
+            settings = Settings.from_environ(environ)
+            forms_opening = FormsOpening()
+            with work_log.open("wb") as log_file:
+                child_environ = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ATLAS_CHATOPS_"))}
+                process = await WorkProcess.start(
+                    {**child_environ, **environ, "LOG_LEVEL": "DEBUG"},
+                    form_opened=forms_opening.opened,
+                    stderr=log_file,
+                )
+            _, web_app = build_ack_side(
+                settings, intake=build_intake(settings), metrics=Metrics(), work=process, forms_opening=forms_opening
+            )
+        else:
+            settings = Settings.from_environ(environ)
+            work = WorkLoop.start_thread(asyncio.new_event_loop) if work_thread else None
 
-    async def build() -> Bot:
-        return build_bot(settings, environ=environ, policy=policy, work=work)
+            async def build() -> Bot:
+                return build_bot(settings, environ=environ, policy=policy, work=work)
 
-    bot = await (work.call(build()) if work is not None else build())
-    runner = web.AppRunner(bot.web_app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(timeout=10) as http:
-        harness = Harness(
-            bot=bot,
-            url=url,
-            slack=SlackClient(http, signing_secret=SIGNING_SECRET, url=f"{url}/slack/events"),
-            fake_slack=fake_slack,
-            fake_atlas=fake_atlas,
-            environ=environ,
-            http=http,
-            atlas_client_id=client_id,
-            atlas_client_secret=client_secret,
-            secrets=[SIGNING_SECRET, BOT_TOKEN, client_secret],
-        )
-        try:
-            yield harness
-        finally:
-            await harness.settle()
-            await runner.cleanup()
-            await harness.on_service_loop(bot.shutdown(drain_seconds=5))
-            if work is not None:
-                work.stop()
-            await fake_slack.stop()
-            await fake_atlas.stop()
+            bot = await (work.call(build()) if work is not None else build())
+            web_app = bot.web_app
+        runner = web.AppRunner(web_app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(timeout=10) as http:
+            harness = Harness(
+                bot=bot,
+                process=process,
+                database_url=database_url,
+                work_log=work_log,
+                url=url,
+                slack=SlackClient(http, signing_secret=SIGNING_SECRET, url=f"{url}/slack/events"),
+                fake_slack=fake_slack,
+                fake_atlas=fake_atlas,
+                environ=environ,
+                http=http,
+                atlas_client_id=client_id,
+                atlas_client_secret=client_secret,
+                secrets=[SIGNING_SECRET, BOT_TOKEN, client_secret],
+            )
+            try:
+                yield harness
+            finally:
+                await harness.settle()
+                await runner.cleanup()
+                if process is not None:
+                    assert await process.close(drain_seconds=5) == 0, harness.work_log_text()
+                else:
+                    assert bot is not None
+                    await harness.on_service_loop(bot.shutdown(drain_seconds=5))
+                    if work is not None:
+                        work.stop()
+                await fake_slack.stop()
+                await fake_atlas.stop()

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text, update
 
+from bot.db import create_engine
 from bot.requests import RequestState
 from bot.store import action_requests
 from tests.e2e.harness import ALICE, BOB, CAROL, CHANNEL, DAVE, MALLORY, OTHER_CHANNEL, Harness
@@ -31,18 +32,20 @@ def seed_oidc_idp(h: Harness, *, orgs: int = 1) -> tuple[str, str]:
 
 
 async def table_dump(h: Harness) -> str:
-    async def dump() -> str:
-        async with h.bot.engine.connect() as conn:
+    """Every row the bot stored, read over a connection of the test's own."""
+    engine = create_engine(h.database_url)
+    try:
+        async with engine.connect() as conn:
             rows = []
             for table in ("action_requests", "approvals", "audit_events"):
                 rows += [repr(tuple(r)) for r in (await conn.execute(text(f"SELECT * FROM {table}"))).all()]
-        return "\n".join(rows)
-
-    return await h.on_service_loop(dump())
+    finally:
+        await engine.dispose()
+    return "\n".join(rows)
 
 
 async def stored_state(h: Harness, request_id: str) -> RequestState:
-    return (await h.on_service_loop(h.bot.store.get(request_id))).state
+    return (await h.stored(request_id)).state
 
 
 # ----------------------------------------------------------------------------- five actions
@@ -89,6 +92,7 @@ async def test_revoke_jwks_end_to_end(harness: Harness) -> None:
     assert "executing" in events
 
 
+@pytest.mark.work_process
 async def test_delete_idp_end_to_end(harness: Harness) -> None:
     h = harness
     fed, idp = seed_oidc_idp(h)
@@ -97,6 +101,7 @@ async def test_delete_idp_end_to_end(harness: Harness) -> None:
     assert idp not in h.fake_atlas.idps
 
 
+@pytest.mark.work_process
 async def test_delete_federation_needs_two_distinct_approvers(harness: Harness) -> None:
     h = harness
     org = h.fake_atlas.add_org("Only org")["id"]
@@ -117,9 +122,10 @@ async def test_delete_federation_needs_two_distinct_approvers(harness: Harness) 
     assert "Executing" not in first, "an approval that does not complete the count is posted alone"
     assert any(f"<@{DAVE}> approved (2 of 2)." in p and "Executing in Atlas now" in p for p in posts), posts
     assert fed not in h.fake_atlas.federations
-    assert (await h.on_service_loop(h.bot.store.get(requested.request_id))).approvers == (BOB, DAVE)
+    assert (await h.stored(requested.request_id)).approvers == (BOB, DAVE)
 
 
+@pytest.mark.work_process
 async def test_revoke_employee_access_end_to_end(harness: Harness) -> None:
     h = harness
     org = h.fake_atlas.add_org()["id"]
@@ -131,6 +137,7 @@ async def test_revoke_employee_access_end_to_end(harness: Harness) -> None:
     assert "mongoDBEmployeeAccessGrant" not in h.fake_atlas.clusters[(group, "prod-eu-1")]
 
 
+@pytest.mark.work_process
 async def test_revoke_token_end_to_end_and_the_token_never_leaks(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -151,14 +158,16 @@ async def test_revoke_token_end_to_end_and_the_token_never_leaks(
     assert fp in json.dumps(h.approval_posts()[-1].args["blocks"])
     # Nowhere: Slack calls, response_url posts, logs, database.
     slack_record = json.dumps([c.args for c in h.fake_slack.calls]) + json.dumps(h.ephemerals())
-    logs = "\n".join(r.getMessage() for r in caplog.records)
+    # Both processes' with work-process: the work side logs at DEBUG to its own file.
+    logs = "\n".join(r.getMessage() for r in caplog.records) + h.work_log_text()
+    assert logs.strip()
     dump = await table_dump(h)
     for secret in [leaked, *h.secrets]:
         assert secret not in slack_record
         assert secret not in logs
         assert secret not in dump
     # The sealed copy is wiped once the request ends.
-    assert (await h.on_service_loop(h.bot.store.get(requested.request_id))).sealed_secret is None
+    assert (await h.stored(requested.request_id)).sealed_secret is None
 
 
 # ----------------------------------------------------------------------------- refusals
@@ -219,6 +228,7 @@ async def test_wrong_channel_is_denied(harness: Harness) -> None:
     assert h.fake_slack.calls_to("views.open") == []
 
 
+@pytest.mark.work_process
 async def test_wrong_confirmation_phrase_is_a_field_error(harness: Harness) -> None:
     h = harness
     fed, idp = seed_oidc_idp(h)
@@ -232,6 +242,7 @@ async def test_wrong_confirmation_phrase_is_a_field_error(harness: Harness) -> N
     assert await table_dump(h) == ""
 
 
+@pytest.mark.work_process
 async def test_tampered_private_metadata_changes_nothing(harness: Harness) -> None:
     h = harness
     fed, idp = seed_oidc_idp(h)
@@ -245,6 +256,7 @@ async def test_tampered_private_metadata_changes_nothing(harness: Harness) -> No
     assert await table_dump(h) == ""
 
 
+@pytest.mark.work_process
 async def test_self_approval_never_counts(harness: Harness) -> None:
     h = harness
     fed, idp = seed_oidc_idp(h)
@@ -283,6 +295,7 @@ async def test_role_removed_after_request_counts_at_click_time(harness: Harness)
     await h.wait_thread(requested, "Done")
 
 
+@pytest.mark.work_process
 async def test_rejection_ends_the_request(harness: Harness) -> None:
     h = harness
     fed, idp = seed_oidc_idp(h)
@@ -336,7 +349,7 @@ async def test_a_click_before_the_message_is_stored_still_answers_in_its_thread(
     await h.settle()
     assert len(h.approval_posts()) == 1, "nothing about the request may go to the channel outside its thread"
     assert not [b for b in h.final_update(requested)["blocks"] if b["type"] == "actions"], "buttons must be removed"
-    stored = await h.on_service_loop(h.bot.store.get(requested.request_id))
+    stored = await h.stored(requested.request_id)
     assert (stored.message_channel, stored.message_ts) == (CHANNEL, requested.message_ts)
 
 
@@ -358,7 +371,7 @@ async def test_a_click_in_a_pending_list_is_not_taken_for_the_approval_message(h
     )
     await h.fake_slack.wait_for("chat.postMessage", predicate=lambda c: "Done" in str(c.args))
     await h.settle()
-    stored = await h.on_service_loop(h.bot.store.get(requested.request_id))
+    stored = await h.stored(requested.request_id)
     assert stored.state is RequestState.SUCCEEDED
     assert (stored.message_channel, stored.message_ts) == (None, None)
     assert not [c for c in h.fake_slack.calls_to("chat.postMessage") if c.args.get("thread_ts") == "1700000000.000999"]
@@ -404,6 +417,7 @@ async def test_ten_concurrent_approve_clicks_make_exactly_one_atlas_call(harness
     assert events.count("executing") == 1 and events.count("succeeded") == 1
 
 
+@pytest.mark.work_process
 async def test_atlas_404_is_reported_in_the_thread(harness: Harness) -> None:
     h = harness
     fed, idp = seed_oidc_idp(h)
@@ -419,7 +433,7 @@ async def test_atlas_404_is_reported_in_the_thread(harness: Harness) -> None:
     await h.click(requested, user=BOB)
     thread = await h.wait_thread(requested, "HTTP 404")
     await h.settle()
-    request = await h.on_service_loop(h.bot.store.get(requested.request_id))
+    request = await h.stored(requested.request_id)
     assert request.state is RequestState.FAILED
     assert request.outcome is not None and request.outcome.status == 404
     assert request.outcome.error_code == "IDENTITY_PROVIDER_NOT_FOUND"
@@ -444,7 +458,7 @@ async def test_atlas_409_is_reported_in_the_thread(harness: Harness) -> None:
     thread = await h.wait_thread(requested, "HTTP 409")
     await h.settle()
     assert "CANNOT_MODIFY_CLUSTER_DURING_UPDATE" in thread and "being updated" in thread
-    assert (await h.on_service_loop(h.bot.store.get(requested.request_id))).state is RequestState.FAILED
+    assert (await h.stored(requested.request_id)).state is RequestState.FAILED
     assert h.fake_atlas.count("revokeGroupClusterMongoDbEmployeeAccess") == 1
 
 

@@ -19,7 +19,7 @@ from tests.e2e.harness import ALICE, BOB, CHANNEL, DAVE, MALLORY, Harness, Reque
 from tests.e2e.test_flow import seed_oidc_idp, stored_state
 from tests.slack_requests import external_select_value, static_select_value
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.work_process]
 
 PICK_TARGET = "atlas_pick_target"
 

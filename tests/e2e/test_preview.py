@@ -26,6 +26,7 @@ async def preview_update(h: Harness) -> dict[str, object]:
     return view
 
 
+@pytest.mark.work_process
 async def test_modal_opens_at_once_then_shows_the_live_preview(harness: Harness) -> None:
     h = harness
     fed, idp = seed_oidc_idp(h, orgs=2)
@@ -53,7 +54,7 @@ async def test_approval_message_shows_the_preview_and_evidence_is_audited(harnes
     assert len(evidence) == 1
     stored_idp = evidence[0].detail["evidence"]["identityProvider"]
     assert stored_idp["id"] == idp and stored_idp["issuerUri"].startswith("https://")
-    request = await h.on_service_loop(h.bot.store.get(requested.request_id))
+    request = await h.stored(requested.request_id)
     assert request.preview_digest == evidence[0].detail["digest"]
 
 
@@ -112,7 +113,7 @@ async def test_changed_target_stops_execution_and_asks_for_a_fresh_approval(harn
     thread = await h.wait_thread(requested, "changed since it was approved")
     await h.settle()
     assert "Request it again" in thread
-    request = await h.on_service_loop(h.bot.store.get(requested.request_id))
+    request = await h.stored(requested.request_id)
     assert request.state is RequestState.FAILED
     assert request.outcome is not None and request.outcome.error_code == "TARGET_CHANGED"
     assert h.fake_atlas.count("deleteFederationSettingIdentityProvider") == 0

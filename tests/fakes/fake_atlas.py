@@ -44,6 +44,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -121,7 +122,15 @@ def _resolve(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_routes(contract_path: Path = CONTRACT_PATH) -> list[Route]:
-    spec = yaml.safe_load(contract_path.read_text(encoding="utf-8"))
+    return list(_routes(contract_path, contract_path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4)
+def _routes(contract_path: Path, _mtime_ns: int) -> tuple[Route, ...]:
+    """Parsed once per process (and again if the file changes): with the pure-Python loader the
+    spec took about a second to read, in every test that starts a fake."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    spec = yaml.load(contract_path.read_text(encoding="utf-8"), Loader=loader)
     routes: list[Route] = []
     for template, item in spec["paths"].items():
         for method, op in item.items():
@@ -166,7 +175,7 @@ def load_routes(contract_path: Path = CONTRACT_PATH) -> list[Route]:
             )
     # `{clusterName}:revokeMongoDBEmployeeAccess` must win over `{clusterName}`.
     routes.sort(key=lambda r: r.literal_weight, reverse=True)
-    return routes
+    return tuple(routes)
 
 
 # -- recording and faults ---------------------------------------------------------------------------

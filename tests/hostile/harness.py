@@ -320,6 +320,9 @@ async def hostile_bot(
     async with httpx.AsyncClient(timeout=10) as http:
         harness = HostileHarness(
             bot=bot,
+            process=None,
+            database_url=database_url,
+            work_log=None,
             url=url,
             slack=SlackClient(http, signing_secret=SIGNING_SECRET, url=f"{url}/slack/events"),
             fake_slack=fake_slack,
