@@ -6,7 +6,8 @@ run says so in its header and summary, unless ``ATLAS_CHATOPS_REQUIRE_POSTGRES=1
 makes an unreachable server end the session with an error instead.
 
 Fixtures:
-    db_backend    "sqlite" | "postgresql" (parametrized: every test using it runs on both)
+    db_backend    "sqlite" | "postgresql" (parametrized: every test using it runs on both; tests/e2e
+                  pairs it with the work modes instead)
     database_url  a fresh database migrated to head, dropped afterwards (``+driver`` URL)
     db_engine     an AsyncEngine on it from bot.db.create_engine, disposed afterwards
     clock         a tests.db.ManualClock: frozen until ``clock.advance(seconds=...)``
@@ -65,6 +66,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_backend(request: pytest.FixtureRequest) -> Backend:
+    return backend_or_skip(request)
+
+
+def backend_or_skip(request: pytest.FixtureRequest) -> Backend:
+    """``request.param`` as the backend, the test skipped if it is PostgreSQL and unreachable."""
     backend = cast(Backend, request.param)
     if backend == "postgresql":
         reason = request.config.stash[_PG_UNREACHABLE]
