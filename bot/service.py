@@ -15,7 +15,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -80,6 +80,11 @@ PREVIEW_TIMEOUT_SECONDS = 8.0
 REREAD_TIMEOUT_SECONDS = 30.0
 # Slack drops a block_suggestion answer after 3 seconds; the policy check and the network need the rest.
 OPTIONS_BUDGET_SECONDS = 2.0
+# A form must open within Slack's 3 s of its command; a preview only fills an open one in. While
+# forms are being opened, a preview waits for them up to this long (then runs anyway, so a steady
+# stream of commands cannot starve it): a preview costs the work side about as much CPU as opening
+# the form, and at 200 commands/s (bench) forms queued behind previews past 1 s.
+PREVIEW_YIELDS_TO_FORMS_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +131,9 @@ class ChatOps:
         self._clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
         metrics.executions_in_flight.set_function(lambda: len(self._tasks))
+        self._forms_opening = 0  # commands between their start and views.open's answer
+        self._no_form_opening = asyncio.Event()
+        self._no_form_opening.set()
         self._accepting = True
 
     # ------------------------------------------------------------------ commands
@@ -138,35 +146,49 @@ class ChatOps:
         ``form_opened`` is called once views.open has answered, before the preview is read."""
         parsed = parse_command(cmd.text, self.registry)  # already validated by parse()
         if parsed.name == "pick":
-            return await self.open_picker(cmd)
+            with self._opening_a_form():
+                return await self.open_picker(cmd)
         if parsed.name == "pending":
             return await self.pending(user_id=cmd.user_id, team_id=cmd.team_id, channel_id=cmd.channel_id)
         if parsed.name == "whoami":
             return await self.whoami(user_id=cmd.user_id, team_id=cmd.team_id)
         if parsed.spec is None:
             return help_message(self.registry)
-        confirmation = await self._confirmation(
-            parsed.spec,
-            parsed.args,
-            user_id=cmd.user_id,
-            team_id=cmd.team_id,
-            channel_id=cmd.channel_id,
-            response_url=cmd.response_url,
-        )
-        if isinstance(confirmation, Message):
-            return confirmation
-        try:
-            opened = await self.slack.views_open(trigger_id=cmd.trigger_id, view=confirmation.view)
-        except SlackApiError as exc:
-            error = self._slack_failed("views.open", exc)
-            return plain_message(
-                f"Could not open the confirmation form (`{error}`). Slack allows 3 seconds to open it; "
-                "please run the command again."
+        with self._opening_a_form():
+            confirmation = await self._confirmation(
+                parsed.spec,
+                parsed.args,
+                user_id=cmd.user_id,
+                team_id=cmd.team_id,
+                channel_id=cmd.channel_id,
+                response_url=cmd.response_url,
             )
+            if isinstance(confirmation, Message):
+                return confirmation
+            try:
+                opened = await self.slack.views_open(trigger_id=cmd.trigger_id, view=confirmation.view)
+            except SlackApiError as exc:
+                error = self._slack_failed("views.open", exc)
+                return plain_message(
+                    f"Could not open the confirmation form (`{error}`). Slack allows 3 seconds to open it; "
+                    "please run the command again."
+                )
         if form_opened is not None:
             form_opened()
         await self.fill_preview(confirmation, view_id=opened["view"]["id"], view_hash=opened["view"]["hash"])
         return None
+
+    @contextlib.contextmanager
+    def _opening_a_form(self) -> Iterator[None]:
+        """Counts a form being opened, for previews to let it go first (see :meth:`fill_preview`)."""
+        self._forms_opening += 1
+        self._no_form_opening.clear()
+        try:
+            yield
+        finally:
+            self._forms_opening -= 1
+            if not self._forms_opening:
+                self._no_form_opening.set()
 
     async def _confirmation(
         self,
@@ -213,6 +235,9 @@ class ChatOps:
         spec, args = confirmation.spec, confirmation.args
         if spec.preview is None:
             return
+        if self._forms_opening:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._no_form_opening.wait(), PREVIEW_YIELDS_TO_FORMS_SECONDS)
         preview = await self.read_preview(spec, args, profile=getattr(args, "profile", None))
         try:
             if view_hash is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -158,3 +159,47 @@ async def test_execution_is_verified_by_reading_the_target_again(harness: Harnes
     cluster_reads = [r for r in h.fake_atlas.requests if r.method == "GET" and r.path.endswith("/clusters/prod-1")]
     # modal preview, submission preview, pre-execution re-read, verification
     assert len(cluster_reads) == 4
+
+
+def atlas_reads(h: Harness) -> int:
+    return sum(1 for r in h.fake_atlas.requests if r.method == "GET")
+
+
+@pytest.mark.work_process
+async def test_a_preview_waits_while_another_form_is_being_opened(harness: Harness) -> None:
+    """Forms first: a form must open within Slack's 3 s, a preview only fills one in."""
+    h = harness
+    first, second = seed_oidc_idp(h), seed_oidc_idp(h)
+    h.fake_slack.delay("views.open", 1.0)
+    assert (await h.command(f"revoke-jwks {first[0]} {first[1]}")).status_code == 200
+    await h.fake_slack.wait_for("views.open", count=1)
+    await asyncio.sleep(0.5)
+    assert (await h.command(f"revoke-jwks {second[0]} {second[1]}")).status_code == 200
+    opens = await h.fake_slack.wait_for("views.open", count=2)
+    first_open_answered, second_open_answered = (c.received_at + 1.0 for c in opens)
+    # The first form is open, the second is still being opened: the first's preview waits.
+    await asyncio.sleep(max(0.0, first_open_answered + 0.3 - time.monotonic()))
+    assert time.monotonic() < second_open_answered, "the machine is too slow for this test's timing"
+    assert atlas_reads(h) == 0
+    assert not h.fake_slack.calls_to("views.update")
+    # Once it has opened, both previews are read and shown.
+    updates = await h.fake_slack.wait_for("views.update", count=2, timeout=10)
+    assert min(u.received_at for u in updates) >= second_open_answered
+    assert all("Live from Atlas" in modal_text(u.args["view"]) for u in updates)
+
+
+@pytest.mark.work_process
+async def test_a_stream_of_forms_delays_a_preview_by_at_most_a_second(harness: Harness) -> None:
+    h = harness
+    first, second = seed_oidc_idp(h), seed_oidc_idp(h)
+    h.fake_slack.delay("views.open", 2.5)
+    assert (await h.command(f"revoke-jwks {first[0]} {first[1]}")).status_code == 200
+    await h.fake_slack.wait_for("views.open", count=1)
+    await asyncio.sleep(1.6)
+    assert (await h.command(f"revoke-jwks {second[0]} {second[1]}")).status_code == 200
+    opens = await h.fake_slack.wait_for("views.open", count=2)
+    first_open_answered, second_open_answered = (c.received_at + 2.5 for c in opens)
+    # Still opening the second form 1 s after the first opened: the first's preview goes ahead.
+    update = await h.fake_slack.wait_for("views.update", count=1, timeout=10)
+    assert first_open_answered + 0.9 <= update[0].received_at < second_open_answered
+    assert first[1] in modal_text(update[0].args["view"])
