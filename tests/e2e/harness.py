@@ -86,9 +86,7 @@ class Harness:
     observed as Slack and Atlas see it and through the database (:meth:`stored`)."""
 
     bot: Bot | None
-    process: WorkProcess | None
     database_url: str
-    work_log: Path | None
     url: str
     slack: SlackClient
     fake_slack: FakeSlack
@@ -98,6 +96,8 @@ class Harness:
     atlas_client_id: str
     atlas_client_secret: str
     secrets: list[str] = field(default_factory=list)
+    process: WorkProcess | None = None
+    work_log: Path | None = None
 
     # --------------------------------------------------------------- Slack-side actions
 
@@ -303,6 +303,16 @@ class Harness:
         return token
 
 
+async def serve_on_loopback(web_app: web.Application) -> tuple[web.AppRunner, str]:
+    """``web_app`` served on a free loopback port: its runner (to clean up) and its base URL."""
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
 @asynccontextmanager
 async def running_bot(
     database_url: str,
@@ -368,12 +378,7 @@ async def running_bot(
 
             bot = await (work.call(build()) if work is not None else build())
             web_app = bot.web_app
-        runner = web.AppRunner(web_app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        url = f"http://127.0.0.1:{port}"
+        runner, url = await serve_on_loopback(web_app)
         async with httpx.AsyncClient(timeout=10) as http:
             harness = Harness(
                 bot=bot,

@@ -165,18 +165,29 @@ def atlas_reads(h: Harness) -> int:
     return sum(1 for r in h.fake_atlas.requests if r.method == "GET")
 
 
+async def two_commands_while_views_open_is_slow(
+    h: Harness, *, views_open_seconds: float, second_after: float
+) -> tuple[tuple[str, str], float, float]:
+    """Two revoke-jwks commands ``second_after`` s apart while Slack takes ``views_open_seconds``
+    to answer views.open: the first's target, and when each views.open was answered."""
+    first, second = seed_oidc_idp(h), seed_oidc_idp(h)
+    h.fake_slack.delay("views.open", views_open_seconds)
+    assert (await h.command(f"revoke-jwks {first[0]} {first[1]}")).status_code == 200
+    await h.fake_slack.wait_for("views.open", count=1)
+    await asyncio.sleep(second_after)
+    assert (await h.command(f"revoke-jwks {second[0]} {second[1]}")).status_code == 200
+    opens = await h.fake_slack.wait_for("views.open", count=2)
+    first_open_answered, second_open_answered = (c.received_at + views_open_seconds for c in opens)
+    return first, first_open_answered, second_open_answered
+
+
 @pytest.mark.work_process
 async def test_a_preview_waits_while_another_form_is_being_opened(harness: Harness) -> None:
     """Forms first: a form must open within Slack's 3 s, a preview only fills one in."""
     h = harness
-    first, second = seed_oidc_idp(h), seed_oidc_idp(h)
-    h.fake_slack.delay("views.open", 1.0)
-    assert (await h.command(f"revoke-jwks {first[0]} {first[1]}")).status_code == 200
-    await h.fake_slack.wait_for("views.open", count=1)
-    await asyncio.sleep(0.5)
-    assert (await h.command(f"revoke-jwks {second[0]} {second[1]}")).status_code == 200
-    opens = await h.fake_slack.wait_for("views.open", count=2)
-    first_open_answered, second_open_answered = (c.received_at + 1.0 for c in opens)
+    _, first_open_answered, second_open_answered = await two_commands_while_views_open_is_slow(
+        h, views_open_seconds=1.0, second_after=0.5
+    )
     # The first form is open, the second is still being opened: the first's preview waits.
     await asyncio.sleep(max(0.0, first_open_answered + 0.3 - time.monotonic()))
     assert time.monotonic() < second_open_answered, "the machine is too slow for this test's timing"
@@ -191,14 +202,9 @@ async def test_a_preview_waits_while_another_form_is_being_opened(harness: Harne
 @pytest.mark.work_process
 async def test_a_stream_of_forms_delays_a_preview_by_at_most_a_second(harness: Harness) -> None:
     h = harness
-    first, second = seed_oidc_idp(h), seed_oidc_idp(h)
-    h.fake_slack.delay("views.open", 2.5)
-    assert (await h.command(f"revoke-jwks {first[0]} {first[1]}")).status_code == 200
-    await h.fake_slack.wait_for("views.open", count=1)
-    await asyncio.sleep(1.6)
-    assert (await h.command(f"revoke-jwks {second[0]} {second[1]}")).status_code == 200
-    opens = await h.fake_slack.wait_for("views.open", count=2)
-    first_open_answered, second_open_answered = (c.received_at + 2.5 for c in opens)
+    first, first_open_answered, second_open_answered = await two_commands_while_views_open_is_slow(
+        h, views_open_seconds=2.5, second_after=1.6
+    )
     # Still opening the second form 1 s after the first opened: the first's preview goes ahead.
     update = await h.fake_slack.wait_for("views.update", count=1, timeout=10)
     assert first_open_answered + 0.9 <= update[0].received_at < second_open_answered

@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 from sqlalchemy import select
 
 from bot.app import build_bot
@@ -40,6 +39,7 @@ from tests.e2e.harness import (
     SIGNING_SECRET,
     Harness,
     Requested,
+    serve_on_loopback,
 )
 from tests.fakes.fake_atlas import FakeAtlas
 from tests.fakes.fake_slack import FakeSlack
@@ -311,18 +311,11 @@ async def hostile_bot(
         policy=policy,
         atlas_options={"retry": retry, "timeout": atlas_timeout, "sleep": sleeps},
     )
-    runner = web.AppRunner(bot.web_app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    url = f"http://127.0.0.1:{port}"
+    runner, url = await serve_on_loopback(bot.web_app)
     async with httpx.AsyncClient(timeout=10) as http:
         harness = HostileHarness(
             bot=bot,
-            process=None,
             database_url=database_url,
-            work_log=None,
             url=url,
             slack=SlackClient(http, signing_secret=SIGNING_SECRET, url=f"{url}/slack/events"),
             fake_slack=fake_slack,
