@@ -1,5 +1,5 @@
 """The baseline: a bare Bolt ``AsyncApp`` whose ``/atlas`` listener only acks, on the bot's server
-stack: the same Slack client options (:func:`bot.ack_side.build_slack_client`), Bolt's own aiohttp
+stack: the same Slack client options (:func:`bot.slack.client.build_slack_client`), Bolt's own aiohttp
 adapter as in ``slack_bolt.app.async_server`` (``to_bolt_request`` -> ``async_dispatch`` ->
 ``to_aiohttp_response``), the bot's body limit, and the runner and site settings and event loop
 of ``atlas-chatops serve``. None of the bot's own code runs on its request path, so the difference
@@ -18,10 +18,10 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.ack_side import build_slack_client
 from bot.logs import configure_logging
 from bot.loop import event_loop_factory, freeze_start_up_objects, space_out_full_collections
 from bot.settings import Settings
+from bot.slack.client import build_slack_client
 from bot.web import MAX_BODY_BYTES
 
 

@@ -9,13 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aiohttp import ClientSession, web
+from aiohttp import web
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.actions import ActionSpec
 from bot.intake import Intake
@@ -23,31 +18,13 @@ from bot.metrics import Metrics
 from bot.policy import load_policy
 from bot.sealing import Sealer
 from bot.settings import Settings
+from bot.slack.client import build_slack_client
 from bot.slack.listeners import FormsOpening, register
 from bot.web import build_web_app
 from bot.work_loop import Work
 from commands import load_registry
 
-__all__ = ["SLACK_TIMEOUT_SECONDS", "build_ack_side", "build_intake", "build_slack_client"]
-
-
-SLACK_TIMEOUT_SECONDS = 10
-
-
-def build_slack_client(settings: Settings, *, session: ClientSession | None = None) -> AsyncWebClient:
-    """Without ``session`` slack_sdk opens a new connection (a TCP and TLS handshake) for every call;
-    the bot passes one keep-alive session so views.open does not pay that inside the trigger window."""
-    return AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url,
-        timeout=SLACK_TIMEOUT_SECONDS,
-        session=session,
-        # Slack says when to retry (429 + Retry-After); connection errors are retried once.
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=1),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-        ],
-    )
+__all__ = ["build_ack_side", "build_intake"]
 
 
 def build_intake(settings: Settings, *, registry: Mapping[str, ActionSpec[Any]] | None = None) -> Intake:

@@ -47,7 +47,7 @@ class CheckResult:
 
 
 async def _check_slack(settings: Settings) -> CheckResult:
-    from bot.ack_side import build_slack_client
+    from bot.slack.client import build_slack_client
 
     client = build_slack_client(settings)
     try:

@@ -34,18 +34,6 @@ log = logging.getLogger("bot.cli")
 HANDED_OVER_WORK_SECONDS = 5.0
 
 
-def _secrets(settings: Settings, environ: Mapping[str, str]) -> list[str]:
-    values = [settings.slack_bot_token.get_secret_value(), settings.slack_signing_secret.get_secret_value()]
-    if settings.slack_app_token:
-        values.append(settings.slack_app_token.get_secret_value())
-    if settings.secret_key:
-        values.append(settings.secret_key.get_secret_value())
-    for name, value in environ.items():
-        if any(word in name for word in ("SECRET", "PRIVATE", "TOKEN", "PASSWORD")) and value:
-            values.append(value)
-    return values
-
-
 async def _serve(
     settings: Settings, environ: Mapping[str, str], *, socket_mode: bool, drain_seconds: float = 20.0
 ) -> int:
@@ -190,7 +178,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         environ["PORT"] = str(args.port)
     try:
         settings = Settings.from_environ(environ)
-        configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=_secrets(settings, environ))
+        configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values(environ))
         if command == "migrate":
             asyncio.run(_migrate(settings, args.revision, down=args.downgrade))
             print(f"database migrated to {args.revision}")

@@ -8,6 +8,9 @@ on a schema that is behind, with a message saying so.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
 from dataclasses import dataclass
 
 from alembic.runtime.migration import MigrationContext
@@ -16,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.db import create_engine, normalize_database_url
-from bot.errors import ConfigurationError, StoreUnavailable
+from bot.errors import ChatOpsError, ConfigurationError, StoreUnavailable
 from bot.migrate import alembic_config, upgrade
 
 __all__ = ["SchemaStatus", "ensure_schema", "schema_status"]
@@ -63,3 +66,26 @@ async def ensure_schema(url: str) -> SchemaStatus:
             f"{status.head}. Run `atlas-chatops migrate` (the Procfile's release step) first."
         )
     return status
+
+
+def main() -> int:
+    """``python -m bot.schema``: the work process runs it once at start (see bot.work_process)."""
+    import os
+
+    from bot.logs import configure_logging
+    from bot.settings import Settings
+
+    environ = dict(os.environ)
+    try:
+        settings = Settings.from_environ(environ)
+        configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values(environ))
+        asyncio.run(ensure_schema(settings.database_url))
+    except ChatOpsError as exc:
+        # The message is written for people and never carries a secret (bot.errors).
+        print(json.dumps({"configuration": isinstance(exc, ConfigurationError), "message": exc.user_message}))
+        return 2 if isinstance(exc, ConfigurationError) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

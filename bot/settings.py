@@ -74,6 +74,19 @@ class Settings(BaseSettings):
     def sealing_key(self) -> SecretStr:
         return self.secret_key or self.slack_signing_secret
 
+    def secret_values(self, environ: Mapping[str, str]) -> list[str]:
+        """Every value the logs must mask: the tokens and keys above, and whatever the environment
+        holds under a name that says it is secret (the service accounts' client secrets)."""
+        values = [self.slack_bot_token.get_secret_value(), self.slack_signing_secret.get_secret_value()]
+        if self.slack_app_token:
+            values.append(self.slack_app_token.get_secret_value())
+        if self.secret_key:
+            values.append(self.secret_key.get_secret_value())
+        for name, value in environ.items():
+            if any(word in name for word in ("SECRET", "PRIVATE", "TOKEN", "PASSWORD")) and value:
+                values.append(value)
+        return values
+
 
 def format_settings_error(exc: ValidationError) -> str:
     """Name the environment variable, never echo its value."""

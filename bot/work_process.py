@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import ctypes
 import itertools
+import json
 import logging
 import os
 import pickle
@@ -32,7 +33,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
-from bot.errors import ChatOpsError, ConfigurationError
+from bot.errors import ChatOpsError, ConfigurationError, StoreUnavailable
 from bot.work_loop import HEARTBEAT_SECONDS, finish_or_cancel
 
 __all__ = ["WorkProcess", "WorkSideError", "WorkSideGone"]
@@ -283,6 +284,35 @@ class _Server:
         return await getattr(self.handlers, name)(*args, **kwargs)
 
 
+async def _ensure_schema_in_child(environ: Mapping[str, str]) -> None:
+    """:func:`bot.schema.ensure_schema` in a short-lived ``python -m bot.schema``.
+
+    This process lives as long as serve: Alembic's modules, which a migration or a revision check
+    loads, would stay resident for nothing (about 12 MB). The child takes its settings from
+    ``environ`` (no URL on a command line) and answers with one JSON line on stdout; its log goes
+    where this process's does. Raises what ensure_schema would."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.schema",
+        env=dict(environ),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await child.communicate()
+    if child.returncode == 0:
+        return
+    try:
+        answer = json.loads(out.decode().strip().splitlines()[-1])
+        configuration, message = bool(answer["configuration"]), str(answer["message"])
+    except (ValueError, IndexError, KeyError, TypeError):
+        raise StoreUnavailable(
+            f"Checking the database schema failed: python -m bot.schema exited with {child.returncode} "
+            "(its log above says why)."
+        ) from None
+    raise (ConfigurationError if configuration else StoreUnavailable)(message)
+
+
 def _die_with_parent() -> None:
     """Linux: be killed when the process that started us dies (a SIGKILLed serve leaves no worker
     executing on). Elsewhere the closed socket still stops the work side, after a drain."""
@@ -295,18 +325,17 @@ def _die_with_parent() -> None:
 
 
 async def _serve(sock: socket.socket, environ: Mapping[str, str]) -> None:
-    from bot.app import build_work_side
     from bot.logs import pin_slack_library_levels
     from bot.loop import freeze_start_up_objects, space_out_full_collections
-    from bot.schema import ensure_schema
     from bot.settings import Settings
     from bot.slack.after_ack import AfterAck
+    from bot.work_side import build_work_side
 
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     server = _Server(writer)
     try:
         settings = Settings.from_environ(environ)
-        await ensure_schema(settings.database_url)
+        await _ensure_schema_in_child(environ)
         side = build_work_side(settings, environ=environ)
     except ChatOpsError as exc:
         server.send(("failed", isinstance(exc, ConfigurationError), exc.user_message))
@@ -338,7 +367,6 @@ def main(argv: list[str]) -> int:
     # process group must not stop executions here first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from bot.cli import _secrets
     from bot.logs import configure_logging
     from bot.loop import event_loop_factory
     from bot.settings import Settings
@@ -349,7 +377,7 @@ def main(argv: list[str]) -> int:
         settings = Settings.from_environ(environ)
     except ChatOpsError:
         return 2  # serve has read the same settings already and said what is wrong
-    configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=_secrets(settings, environ))
+    configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values(environ))
     with asyncio.Runner(loop_factory=event_loop_factory(settings.event_loop)) as runner:
         runner.run(_serve(sock, environ))
     return 0

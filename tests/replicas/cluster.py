@@ -174,8 +174,10 @@ class Cluster:
         sweep_seconds: float = 1.0,
         drain_seconds: float = 20.0,
         database_url: str | None = None,
+        wait_healthy: bool = True,
     ) -> list[Replica]:
-        """Start one process per name (concurrently) and wait until each answers ``/healthz``."""
+        """Start one process per name (concurrently) and wait until each answers ``/healthz``
+        (unless told not to: for a start expected to fail)."""
         started: list[Replica] = []
         for name in names:
             port = free_port()
@@ -204,7 +206,8 @@ class Cluster:
             replica = Replica(name=name, port=port, process=process, log_path=log_path)
             self.replicas.append(replica)
             started.append(replica)
-        await asyncio.gather(*(self.wait_healthy(r) for r in started))
+        if wait_healthy:
+            await asyncio.gather(*(self.wait_healthy(r) for r in started))
         return started
 
     async def healthz(self, replica: Replica) -> int | None:

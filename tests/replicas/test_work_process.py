@@ -10,18 +10,25 @@ from pathlib import Path
 
 import pytest
 
+from bot.db import create_engine
+from bot.schema import schema_status
+from tests.db import drop_database, make_database
 from tests.fakes.fake_atlas import FakeAtlas
 from tests.replicas.cluster import Cluster, Replica, atlas_writes, wait_until
 
 pytestmark = [pytest.mark.postgres]
 
 
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.extend(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
 def work_processes(replica: Replica) -> list[int]:
     """The serve process's children (its work process)."""
-    children: list[int] = []
-    for task in Path(f"/proc/{replica.process.pid}/task").iterdir():
-        children.extend(int(pid) for pid in (task / "children").read_text().split())
-    return children
+    return children(replica.process.pid)
 
 
 def command_line(pid: int) -> str:
@@ -114,3 +121,32 @@ async def test_commands_are_refused_as_busy_while_the_work_process_is_stopped(cl
     await cluster.fake_slack.wait_for(
         "views.open", predicate=lambda c: c.args.get("trigger_id") == trigger_id, timeout=10
     )
+
+
+async def test_serve_migrates_a_new_sqlite_database_before_it_is_ready(cluster: Cluster, tmp_path: Path) -> None:
+    # The work process has the migration run by a child of its own (python -m bot.schema), so that
+    # Alembic never loads into it; that child is gone once serve is healthy.
+    url = await make_database("sqlite", directory=tmp_path, migrate=False)
+    (replica,) = await cluster.start("replica-a", database_url=url)
+    engine = create_engine(url)
+    try:
+        status = await schema_status(engine)
+    finally:
+        await engine.dispose()
+    assert status.at_head, status
+    (work,) = work_processes(replica)
+    assert "bot.work_process" in command_line(work)
+    assert not [pid for pid in children(work) if running(pid)]
+
+
+async def test_serve_refuses_a_postgresql_schema_it_may_not_migrate_in_one_line(cluster: Cluster) -> None:
+    url = await make_database("postgresql", migrate=False)
+    try:
+        (replica,) = await cluster.start("replica-a", database_url=url, wait_healthy=False)
+        assert await replica.wait_exit(60) == 2
+    finally:
+        await drop_database(url)
+    printed = replica.log()
+    assert "atlas-chatops: DATABASE_URL: the schema is at revision none" in printed, printed
+    assert "Run `atlas-chatops migrate`" in printed
+    assert "Traceback" not in printed
