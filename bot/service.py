@@ -89,12 +89,19 @@ PREVIEW_YIELDS_TO_FORMS_SECONDS = 1.0
 
 @dataclass(frozen=True, slots=True)
 class Confirmation:
-    """A confirmation modal ready to show, and how to rebuild it once the preview is read."""
+    """A confirmation modal ready to build, without its preview and once the preview is read.
+
+    It holds no built view: a preview may wait a while for the forms ahead of it (see
+    :meth:`ChatOps.fill_preview`), and in a burst hundreds wait at once."""
 
     spec: ActionSpec[Any]
     args: Any
-    view: View
     with_preview: Callable[..., View]
+
+    @property
+    def view(self) -> View:
+        """The form as it opens, before its preview is read."""
+        return self.with_preview()
 
 
 class ChatOps:
@@ -167,6 +174,10 @@ class ChatOps:
                 return confirmation
             try:
                 opened = await self.slack.views_open(trigger_id=cmd.trigger_id, view=confirmation.view)
+                # Only these two are needed from here on: the response (the whole view, sent and
+                # echoed back) is not kept while the preview waits.
+                view_id, view_hash = str(opened["view"]["id"]), str(opened["view"]["hash"])
+                del opened
             except SlackApiError as exc:
                 error = self._slack_failed("views.open", exc)
                 return plain_message(
@@ -175,7 +186,7 @@ class ChatOps:
                 )
         if form_opened is not None:
             form_opened()
-        await self.fill_preview(confirmation, view_id=opened["view"]["id"], view_hash=opened["view"]["hash"])
+        await self.fill_preview(confirmation, view_id=view_id, view_hash=view_hash)
         return None
 
     @contextlib.contextmanager
@@ -228,7 +239,7 @@ class ChatOps:
             approver_roles=rule.approve,
             ttl_minutes=self.policy.approval_ttl_minutes,
         )
-        return Confirmation(spec=spec, args=args, view=modal(), with_preview=modal)
+        return Confirmation(spec=spec, args=args, with_preview=modal)
 
     async def fill_preview(self, confirmation: Confirmation, *, view_id: str, view_hash: str | None) -> None:
         """The modal is open within the trigger_id window; the Atlas reads fill it in afterwards."""
