@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     # serve: where the service runs, apart from the acks: in a process of its own (bot.work_process),
     # on a thread's loop (bot.work_loop), or on the HTTP server's loop.
     work_mode: Literal["process", "thread", "loop"] = Field(default="process", validation_alias="ATLAS_CHATOPS_WORK")
+    # How much lower the work process's CPU priority is than serve's (Unix niceness; 0 for the same).
+    work_niceness: int = Field(default=10, ge=0, le=19, validation_alias="ATLAS_CHATOPS_WORK_NICENESS")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:

@@ -378,6 +378,13 @@ def main(argv: list[str]) -> int:
     except ChatOpsError:
         return 2  # serve has read the same settings already and said what is wrong
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values(environ))
+    # An ack costs a fraction of what follows it (bench/: about 0.3 of 3 ms of CPU per command) and
+    # Slack gives it 3 s, and /healthz answers from serve too: when both processes want the CPU,
+    # serve's must not queue behind this one's backlog. On an idle machine this changes nothing.
+    # Bench, SQLite, same machine, one run each: the highest rate acked with p99 under 100 ms went
+    # from 2,250 to 2,750 commands/s, and the forms still all opened in 3 s up to 450/s in both.
+    with contextlib.suppress(OSError):
+        os.nice(settings.work_niceness)
     with asyncio.Runner(loop_factory=event_loop_factory(settings.event_loop)) as runner:
         runner.run(_serve(sock, environ))
     return 0

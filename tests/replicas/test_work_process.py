@@ -150,3 +150,13 @@ async def test_serve_refuses_a_postgresql_schema_it_may_not_migrate_in_one_line(
     assert "atlas-chatops: DATABASE_URL: the schema is at revision none" in printed, printed
     assert "Run `atlas-chatops migrate`" in printed
     assert "Traceback" not in printed
+
+
+def niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])  # field 19
+
+
+async def test_the_work_process_yields_the_cpu_to_serve(cluster: Cluster) -> None:
+    (replica,) = await cluster.start("replica-a")
+    (work,) = work_processes(replica)
+    assert niceness(work) - niceness(replica.process.pid) == 10
