@@ -1,5 +1,5 @@
-"""What each of serve's two processes loads: each module it needs not stays resident for the
-process's whole life (bench/ measures the bot's memory against a 200 MB target)."""
+"""What each of serve's two processes loads: a module only the other one needs would stay resident
+for the process's whole life (bench/ measures the bot's memory against a 200 MB target)."""
 
 from __future__ import annotations
 
