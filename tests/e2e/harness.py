@@ -313,6 +313,54 @@ async def serve_on_loopback(web_app: web.Application) -> tuple[web.AppRunner, st
     return runner, f"http://127.0.0.1:{port}"
 
 
+@dataclass
+class Fakes:
+    """The fake Slack and Atlas a test's bot talks to, and the environment that points it at them."""
+
+    slack: FakeSlack
+    atlas: FakeAtlas
+    atlas_client_id: str
+    atlas_client_secret: str
+    environ: dict[str, str]
+
+
+@asynccontextmanager
+async def running_fakes(
+    database_url: str, *, replica_id: str, extra_env: Mapping[str, str] | None = None, strict_channels: bool = False
+) -> AsyncIterator[Fakes]:
+    """Both fakes started, with the usual user groups and one Atlas service account; stopped after."""
+    fake_slack = FakeSlack(bot_token=BOT_TOKEN, strict_channels=strict_channels)
+    api_url = await fake_slack.start()
+    fake_slack.add_usergroup(id="S0APPROVERS", handle="atlas-approvers", users=[BOB, DAVE])
+    fake_slack.add_usergroup(id="S0DBAONCALL", handle="dba-oncall", users=[MALLORY])
+    fake_atlas = FakeAtlas()
+    try:
+        atlas_url = await fake_atlas.start()
+        client_id, client_secret = fake_atlas.add_service_account()
+        environ = {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": api_url,
+            "SLACK_TEAM_ID": TEAM_ID,
+            "DATABASE_URL": database_url,
+            "MONGODB_ATLAS_BASE_URL": atlas_url,
+            "MONGODB_ATLAS_CLIENT_ID": client_id,
+            "MONGODB_ATLAS_CLIENT_SECRET": client_secret,
+            "ATLAS_CHATOPS_REPLICA_ID": replica_id,
+            **(extra_env or {}),
+        }
+        yield Fakes(
+            slack=fake_slack,
+            atlas=fake_atlas,
+            atlas_client_id=client_id,
+            atlas_client_secret=client_secret,
+            environ=environ,
+        )
+    finally:
+        await fake_slack.stop()
+        await fake_atlas.stop()
+
+
 @asynccontextmanager
 async def running_bot(
     database_url: str,
@@ -326,27 +374,12 @@ async def running_bot(
     ``ATLAS_CHATOPS_WORK=thread`` (bot.work_loop). ``work_process``: this process acks and a real
     ``python -m bot.work_process`` runs the rest, as ``serve`` does by default (its log is
     ``Harness.work_log``)."""
-    fake_slack = FakeSlack(bot_token=BOT_TOKEN)
-    api_url = await fake_slack.start()
-    fake_slack.add_usergroup(id="S0APPROVERS", handle="atlas-approvers", users=[BOB, DAVE])
-    fake_slack.add_usergroup(id="S0DBAONCALL", handle="dba-oncall", users=[MALLORY])
-    fake_atlas = FakeAtlas()
-    atlas_url = await fake_atlas.start()
-    client_id, client_secret = fake_atlas.add_service_account()
-    environ = {
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": api_url,
-        "SLACK_TEAM_ID": TEAM_ID,
-        "DATABASE_URL": database_url,
-        "MONGODB_ATLAS_BASE_URL": atlas_url,
-        "MONGODB_ATLAS_CLIENT_ID": client_id,
-        "MONGODB_ATLAS_CLIENT_SECRET": client_secret,
-        "ATLAS_CHATOPS_REPLICA_ID": "e2e-replica",
-        **(extra_env or {}),
-    }
     policy: Policy = parse_policy(dict(policy_data or DEFAULT_POLICY), known_actions=load_registry())
     async with AsyncExitStack() as stack:
+        fakes = await stack.enter_async_context(
+            running_fakes(database_url, replica_id="e2e-replica", extra_env=extra_env)
+        )
+        environ = fakes.environ
         bot: Bot | None = None
         process: WorkProcess | None = None
         work_log: Path | None = None
@@ -387,13 +420,13 @@ async def running_bot(
                 work_log=work_log,
                 url=url,
                 slack=SlackClient(http, signing_secret=SIGNING_SECRET, url=f"{url}/slack/events"),
-                fake_slack=fake_slack,
-                fake_atlas=fake_atlas,
+                fake_slack=fakes.slack,
+                fake_atlas=fakes.atlas,
                 environ=environ,
                 http=http,
-                atlas_client_id=client_id,
-                atlas_client_secret=client_secret,
-                secrets=[SIGNING_SECRET, BOT_TOKEN, client_secret],
+                atlas_client_id=fakes.atlas_client_id,
+                atlas_client_secret=fakes.atlas_client_secret,
+                secrets=[SIGNING_SECRET, BOT_TOKEN, fakes.atlas_client_secret],
             )
             try:
                 yield harness
@@ -407,5 +440,3 @@ async def running_bot(
                     await harness.on_service_loop(bot.shutdown(drain_seconds=5))
                     if work is not None:
                         work.stop()
-                await fake_slack.stop()
-                await fake_atlas.stop()

@@ -39,10 +39,9 @@ from tests.e2e.harness import (
     SIGNING_SECRET,
     Harness,
     Requested,
+    running_fakes,
     serve_on_loopback,
 )
-from tests.fakes.fake_atlas import FakeAtlas
-from tests.fakes.fake_slack import FakeSlack
 from tests.hostile.tally import fault
 from tests.slack_requests import FORM_CONTENT_TYPE, TEAM_ID, SlackClient, sign
 
@@ -282,59 +281,43 @@ async def hostile_bot(
     strict_channels: bool = False,
     group_cache_seconds: float = 0,
 ) -> AsyncIterator[HostileHarness]:
-    fake_slack = FakeSlack(bot_token=BOT_TOKEN, strict_channels=strict_channels)
-    api_url = await fake_slack.start()
-    fake_slack.add_usergroup(id="S0APPROVERS", handle="atlas-approvers", users=[BOB, DAVE])
-    fake_slack.add_usergroup(id="S0DBAONCALL", handle="dba-oncall", users=[MALLORY])
-    fake_atlas = FakeAtlas()
-    atlas_url = await fake_atlas.start()
-    client_id, client_secret = fake_atlas.add_service_account()
-    environ = {
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": api_url,
-        "SLACK_TEAM_ID": TEAM_ID,
-        "DATABASE_URL": database_url,
-        "MONGODB_ATLAS_BASE_URL": atlas_url,
-        "MONGODB_ATLAS_CLIENT_ID": client_id,
-        "MONGODB_ATLAS_CLIENT_SECRET": client_secret,
-        "ATLAS_CHATOPS_REPLICA_ID": "hostile-replica",
-        "ATLAS_CHATOPS_GROUP_CACHE_SECONDS": str(group_cache_seconds),
-        **(extra_env or {}),
-    }
-    settings = Settings.from_environ(environ)
-    policy = parse_policy(dict(policy_data or DEFAULT_POLICY), known_actions=load_registry())
-    sleeps = RecordingSleep()
-    bot = build_bot(
-        settings,
-        environ=environ,
-        policy=policy,
-        atlas_options={"retry": retry, "timeout": atlas_timeout, "sleep": sleeps},
+    extra_env = {"ATLAS_CHATOPS_GROUP_CACHE_SECONDS": str(group_cache_seconds), **(extra_env or {})}
+    fakes_running = running_fakes(
+        database_url, replica_id="hostile-replica", extra_env=extra_env, strict_channels=strict_channels
     )
-    runner, url = await serve_on_loopback(bot.web_app)
-    async with httpx.AsyncClient(timeout=10) as http:
-        harness = HostileHarness(
-            bot=bot,
-            database_url=database_url,
-            url=url,
-            slack=SlackClient(http, signing_secret=SIGNING_SECRET, url=f"{url}/slack/events"),
-            fake_slack=fake_slack,
-            fake_atlas=fake_atlas,
+    async with fakes_running as fakes:
+        environ = fakes.environ
+        settings = Settings.from_environ(environ)
+        policy = parse_policy(dict(policy_data or DEFAULT_POLICY), known_actions=load_registry())
+        sleeps = RecordingSleep()
+        bot = build_bot(
+            settings,
             environ=environ,
-            http=http,
-            atlas_client_id=client_id,
-            atlas_client_secret=client_secret,
-            secrets=[SIGNING_SECRET, BOT_TOKEN, client_secret],
-            sleeps=sleeps,
+            policy=policy,
+            atlas_options={"retry": retry, "timeout": atlas_timeout, "sleep": sleeps},
         )
-        try:
-            yield harness
-        finally:
-            await harness.settle()
-            await runner.cleanup()
-            await bot.shutdown(drain_seconds=5)
-            await fake_slack.stop()
-            await fake_atlas.stop()
+        runner, url = await serve_on_loopback(bot.web_app)
+        async with httpx.AsyncClient(timeout=10) as http:
+            harness = HostileHarness(
+                bot=bot,
+                database_url=database_url,
+                url=url,
+                slack=SlackClient(http, signing_secret=SIGNING_SECRET, url=f"{url}/slack/events"),
+                fake_slack=fakes.slack,
+                fake_atlas=fakes.atlas,
+                environ=environ,
+                http=http,
+                atlas_client_id=fakes.atlas_client_id,
+                atlas_client_secret=fakes.atlas_client_secret,
+                secrets=[SIGNING_SECRET, BOT_TOKEN, fakes.atlas_client_secret],
+                sleeps=sleeps,
+            )
+            try:
+                yield harness
+            finally:
+                await harness.settle()
+                await runner.cleanup()
+                await bot.shutdown(drain_seconds=5)
 
 
 def errors_logged(records: list[logging.LogRecord]) -> list[str]:
