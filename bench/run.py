@@ -96,6 +96,7 @@ class BackendReport:
     rss_start_kib: int = 0
     rss_peak_kib: int = 0
     rss_by_phase: list[tuple[str, int]] = field(default_factory=list)  # (phase, VmHWM after it)
+    rss_peak_by_process: list[tuple[str, int]] = field(default_factory=list)  # (process, its own VmHWM)
     load_start: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_end: tuple[float, float, float] = (0.0, 0.0, 0.0)
     speed_start_ms: float = 0.0
@@ -188,6 +189,7 @@ async def measure(backend: Backend, options: Options) -> BackendReport:
             await profiler.wait()
         # VmHWM is the process's peak resident set over its whole life, i.e. over every phase above.
         report.rss_peak_kib = stack.bot.memory_kib("VmHWM")
+        report.rss_peak_by_process = stack.bot.memory_kib_by_process("VmHWM")
         report.bot_log = dict(stack.bot.warnings())
     report.load_end = os.getloadavg()
     report.speed_end_ms = machine_speed_ms()
@@ -370,6 +372,9 @@ def _render_capacity(report: BackendReport, options: Options) -> list[str]:
         f"requests in the database ({_mb(report.rss_start_kib)} right after start); "
         f"target < {RSS_MAX_BYTES / 1e6:.0f} MB  [{verdict(ok)}]"
     )
+    if report.rss_peak_by_process:
+        each = " | ".join(f"{name} {_mb(kib)}" for name, kib in report.rss_peak_by_process)
+        out.append(f"   {'VmHWM by process: ':<18}{each}")
     by_phase = [f"{phase} {kib * 1024 / 1e6:.0f}" for phase, kib in report.rss_by_phase]
     for i in range(0, len(by_phase), 6):
         out.append(f"   {'VmHWM MB after: ' if i == 0 else '':<18}{' | '.join(by_phase[i : i + 6])}")

@@ -240,18 +240,26 @@ class ServerProcess:
                 total += int(fields[11]) + int(fields[12])
         return total / os.sysconf("SC_CLK_TCK")
 
-    def memory_kib(self, key: str) -> int:
-        """``key`` of /proc/PID/status (VmRSS, VmHWM), summed over the process and its descendants:
-        for VmHWM, the sum of each one's own peak (never less than what they held at once)."""
-        total, seen = 0, False
+    def memory_kib_by_process(self, key: str) -> list[tuple[str, int]]:
+        """``key`` of /proc/PID/status (VmRSS, VmHWM) for the process and each descendant, named by
+        the module or subcommand it runs (``serve``, ``bot.work_process``)."""
+        found = []
         for pid in self.pids():
             with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+                name = next((a for a in argv if a.startswith("bot.") or a == "serve"), Path(argv[0]).name)
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith(f"{key}:"):
-                        total, seen = total + int(line.split()[1]), True
-        if not seen:
+                        found.append((name, int(line.split()[1])))
+        return found
+
+    def memory_kib(self, key: str) -> int:
+        """``key`` summed over the process and its descendants: for VmHWM, the sum of each one's own
+        peak (never less than what they held at once)."""
+        found = self.memory_kib_by_process(key)
+        if not found:
             raise KeyError(key)
-        return total
+        return sum(kib for _, kib in found)
 
     def log_tail(self, lines: int = 20) -> str:
         with contextlib.suppress(OSError):
