@@ -120,6 +120,8 @@ def restore_root_logging() -> Iterator[None]:
         ({"DATABASE_URL": "mysql://root@localhost/x"}, "DATABASE_URL"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"ATLAS_CHATOPS_EVENT_LOOP": "trio"}, "ATLAS_CHATOPS_EVENT_LOOP"),
+        # os.nice takes 0-19 more; the setting is checked before anything starts, not by the child.
+        ({"ATLAS_CHATOPS_WORK_NICENESS": "20"}, "ATLAS_CHATOPS_WORK_NICENESS"),
     ],
 )
 def test_a_bad_setting_stops_start_up_with_one_line_naming_it(
