@@ -323,6 +323,21 @@ class Fakes:
     atlas_client_secret: str
     environ: dict[str, str]
 
+    def harness_fields(self, url: str, http: httpx.AsyncClient) -> dict[str, Any]:
+        """The fields of a :class:`Harness` that come from the fakes and the client talking to a bot
+        at ``url``, among them the secrets every harness checks never leak."""
+        return {
+            "url": url,
+            "slack": SlackClient(http, signing_secret=SIGNING_SECRET, url=f"{url}/slack/events"),
+            "fake_slack": self.slack,
+            "fake_atlas": self.atlas,
+            "environ": self.environ,
+            "http": http,
+            "atlas_client_id": self.atlas_client_id,
+            "atlas_client_secret": self.atlas_client_secret,
+            "secrets": [SIGNING_SECRET, BOT_TOKEN, self.atlas_client_secret],
+        }
+
 
 @asynccontextmanager
 async def running_fakes(
@@ -418,15 +433,7 @@ async def running_bot(
                 process=process,
                 database_url=database_url,
                 work_log=work_log,
-                url=url,
-                slack=SlackClient(http, signing_secret=SIGNING_SECRET, url=f"{url}/slack/events"),
-                fake_slack=fakes.slack,
-                fake_atlas=fakes.atlas,
-                environ=environ,
-                http=http,
-                atlas_client_id=fakes.atlas_client_id,
-                atlas_client_secret=fakes.atlas_client_secret,
-                secrets=[SIGNING_SECRET, BOT_TOKEN, fakes.atlas_client_secret],
+                **fakes.harness_fields(url, http),
             )
             try:
                 yield harness

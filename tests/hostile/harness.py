@@ -29,7 +29,6 @@ from commands import load_registry
 from tests.e2e.harness import (
     ALICE,
     BOB,
-    BOT_TOKEN,
     CAROL,
     CHANNEL,
     DAVE,
@@ -43,7 +42,7 @@ from tests.e2e.harness import (
     serve_on_loopback,
 )
 from tests.hostile.tally import fault
-from tests.slack_requests import FORM_CONTENT_TYPE, TEAM_ID, SlackClient, sign
+from tests.slack_requests import FORM_CONTENT_TYPE, TEAM_ID, sign
 
 __all__ = [
     "ALICE",
@@ -301,16 +300,8 @@ async def hostile_bot(
             harness = HostileHarness(
                 bot=bot,
                 database_url=database_url,
-                url=url,
-                slack=SlackClient(http, signing_secret=SIGNING_SECRET, url=f"{url}/slack/events"),
-                fake_slack=fakes.slack,
-                fake_atlas=fakes.atlas,
-                environ=environ,
-                http=http,
-                atlas_client_id=fakes.atlas_client_id,
-                atlas_client_secret=fakes.atlas_client_secret,
-                secrets=[SIGNING_SECRET, BOT_TOKEN, fakes.atlas_client_secret],
                 sleeps=sleeps,
+                **fakes.harness_fields(url, http),
             )
             try:
                 yield harness
