@@ -11,17 +11,19 @@ Nothing here reads the environment: the composition root passes the URL in.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any, Final
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import URL, Connection, Dialect, make_url
+from sqlalchemy.exc import ArgumentError, DisconnectionError, InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from bot.errors import ConfigurationError
 
 __all__ = [
+    "PING_AFTER_IDLE_SECONDS",
     "SQLITE_IMMEDIATE",
     "create_engine",
     "default_database_url",
@@ -49,6 +51,13 @@ MAX_OVERFLOW: Final = 4
 # tasks that queue here for a connection: waiting is right, failing them is not. A database that is
 # really away fails much sooner, at connect (refused at once, or after ``connect_timeout``).
 POOL_TIMEOUT: Final = 20.0
+# A pooled PostgreSQL connection that sat idle this long is pinged before use; one used more recently
+# is not. SQLAlchemy's pool_pre_ping pings on every checkout, and asyncpg's ping is three round trips
+# (BEGIN, an empty statement, ROLLBACK): under a burst that was a third of a rate-limit read's cost.
+# A connection that was working a second ago and died since fails its statement instead, which
+# invalidates the whole pool, exactly as a ping failing would.
+PING_AFTER_IDLE_SECONDS: Final = 1.0
+_IDLE_SINCE: Final = "atlas_chatops_idle_since"
 
 _ACCEPTED_FORMS: Final = (
     "postgres://USER:PASSWORD@HOST:5432/DBNAME, postgresql://..., postgresql+asyncpg://..., "
@@ -145,12 +154,14 @@ def create_engine(
     connect_timeout: float = 3.0,
     statement_timeout: float = 10.0,
     sqlite_busy_timeout_ms: int = 5000,
+    ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
     echo: bool = False,
 ) -> AsyncEngine:
     """An :class:`AsyncEngine` for ``url`` (normalized first), tuned to fail fast.
 
-    PostgreSQL: a small pool (see :data:`POOL_SIZE`), pre-ping so a connection the network dropped
-    (or the server restarted) is replaced instead of failing a request, a connect timeout short enough
+    PostgreSQL: a small pool (see :data:`POOL_SIZE`), a ping before using a connection that sat idle
+    for ``ping_after_idle`` seconds, so one the network dropped (or the server restarted) meanwhile is
+    replaced instead of failing a request (see :data:`PING_AFTER_IDLE_SECONDS`), a connect timeout short enough
     that a click during an outage gets its clear "database unreachable" answer within seconds, a wait
     for a free connection (``pool_timeout``) that absorbs bursts, a server-side ``statement_timeout``
     and a slightly longer client-side ``command_timeout`` (the server cancels first and the connection
@@ -181,17 +192,48 @@ def create_engine(
             "idle_in_transaction_session_timeout": str(max(3 * statement_ms, 30_000)),
         },
     }
-    return create_async_engine(
+    engine = create_async_engine(
         parsed,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout,
-        pool_pre_ping=True,
         # PaaS proxies and load balancers silently drop long-idle connections.
         pool_recycle=1800,
         connect_args=connect_args,
         echo=echo,
     )
+    _ping_when_idle(engine, ping_after_idle)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Ping a pooled connection on checkout only if it was checked in ``idle_seconds`` ago or more.
+
+    A connection just made is not pinged (it has no check-in time yet). A failed ping raises
+    DisconnectionError from the checkout event, which SQLAlchemy documents as the way to have the
+    pool replace the connection and retry; a disconnect invalidates every connection pooled before
+    it, as pool_pre_ping does, since a restarted server has dropped them all.
+    """
+    dialect: Dialect = engine.dialect
+
+    def on_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        if dbapi_connection is not None:  # None: the connection was invalidated, not returned
+            record.info[_IDLE_SINCE] = time.monotonic()
+
+    def on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        idle_since = record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+            return
+        try:
+            # Checkout runs inside SQLAlchemy's greenlet, where the async driver's ping can be awaited.
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            if dialect.is_disconnect(exc, dbapi_connection, None):
+                raise InvalidatePoolError(f"ping failed: {type(exc).__name__}") from exc
+            raise DisconnectionError(f"ping failed: {type(exc).__name__}") from exc
+
+    event.listen(engine.sync_engine, "checkin", on_checkin)
+    event.listen(engine.sync_engine, "checkout", on_checkout)
 
 
 def _create_sqlite_engine(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -11,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.db import (
     MAX_OVERFLOW,
+    PING_AFTER_IDLE_SECONDS,
     POOL_SIZE,
     POOL_TIMEOUT,
     create_engine,
@@ -147,7 +150,69 @@ async def test_postgres_engine_settings(database_url: str) -> None:
         assert (POOL_SIZE, MAX_OVERFLOW, POOL_TIMEOUT) == (4, 4, 20.0)
         assert pool.size() == POOL_SIZE  # type: ignore[attr-defined]
         assert pool._max_overflow == MAX_OVERFLOW  # type: ignore[attr-defined]
-        assert pool._pre_ping is True
+        # Pinged only after sitting idle (see test_idle_connections_are_pinged_and_busy_ones_are_not).
+        assert pool._pre_ping is False
+        assert PING_AFTER_IDLE_SECONDS == 1.0
         assert pool._timeout == POOL_TIMEOUT  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+
+
+async def _backend_pid(engine: AsyncEngine) -> int:
+    return int(await _scalar(engine, "SELECT pg_backend_pid()"))  # type: ignore[call-overload]
+
+
+def _count_pings(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ping the pool's checkout listener sends, counted (it still really pings)."""
+    pings: list[int] = []
+    ping = engine.dialect.do_ping
+
+    def counted(dbapi_connection: object) -> bool:
+        pings.append(1)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counted)
+    return pings
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_backend", ["postgresql"], indirect=True)
+async def test_idle_connections_are_pinged_and_busy_ones_are_not(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine(database_url, pool_size=1, max_overflow=0, ping_after_idle=0.2)
+    pings = _count_pings(engine, monkeypatch)
+    try:
+        first = await _backend_pid(engine)  # a new connection: nothing to ping
+        for _ in range(5):  # back to back, as under a burst: the same connection, no ping
+            assert await _backend_pid(engine) == first
+        assert pings == []
+        await asyncio.sleep(0.3)
+        assert await _backend_pid(engine) == first  # idle 0.3 s: pinged, alive, kept
+        assert pings == [1]
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_backend", ["postgresql"], indirect=True)
+async def test_a_connection_the_server_dropped_while_idle_is_replaced_unseen(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What pool_pre_ping gave, kept for connections idle past the threshold: the server restarting
+    (here: killing the backend) between two requests does not fail the second one."""
+    engine = create_engine(database_url, pool_size=1, max_overflow=0, ping_after_idle=0.2)
+    pings = _count_pings(engine, monkeypatch)
+    try:
+        dropped = await _backend_pid(engine)
+        admin = await asyncpg.connect(make_url(database_url).set(drivername="postgresql").render_as_string(False))
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", dropped) is True
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.3)
+        replacement = await _backend_pid(engine)
+        assert replacement != dropped
+        assert pings == [1]  # the dropped one's failed ping; the replacement is new, so not pinged
     finally:
         await engine.dispose()
