@@ -405,6 +405,12 @@ class Store:
 
     def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = _utcnow) -> None:
         self._engine = engine
+        # One-statement reads on PostgreSQL run in autocommit: a lone statement reads one snapshot
+        # anyway, and BEGIN and COMMIT around it were two more round trips for every command's
+        # rate-limit count and every click's read of its request. SQLite keeps its own BEGIN (bot.db).
+        self._one_statement_reads = (
+            engine if engine.dialect.name == "sqlite" else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._clock = clock
 
     # -- plumbing ----------------------------------------------------------------------------------
@@ -430,6 +436,12 @@ class Store:
                 await trans.commit()
             except Exception as exc:
                 raise _CommitFailed(exc) from exc
+
+    @asynccontextmanager
+    async def _one_statement_read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for exactly one read-only statement (several would not share a snapshot)."""
+        async with self._one_statement_reads.connect() as conn:
+            yield conn
 
     async def _audit(
         self,
@@ -510,7 +522,7 @@ class Store:
         return found[0]
 
     async def _current(self, request_id: str) -> ActionRequest:
-        async with self._transaction(write=False) as conn:
+        async with self._one_statement_read() as conn:
             return await self._fetch(conn, request_id)
 
     async def _fetch_many(self, conn: AsyncConnection, query: Select[Any]) -> list[ActionRequest]:
@@ -1085,7 +1097,7 @@ class Store:
     async def count_recent_by(self, *, since: datetime, requester_id: str, channel_id: str) -> tuple[int, int]:
         """(requests by ``requester_id``, requests in ``channel_id``) created at or after ``since``:
         both rate limits in one statement, each count on its own index."""
-        async with self._transaction(write=False) as conn:
+        async with self._one_statement_read() as conn:
             row = (
                 await conn.execute(
                     _RECENT_COUNTS, {"since": since, "requester_id": requester_id, "channel_id": channel_id}

@@ -692,6 +692,36 @@ async def test_count_recent_by_counts_requester_and_channel_in_one_read(store: S
     assert await store.count_recent_by(since=later, requester_id="U_NOBODY", channel_id="C_NONE") == (0, 0)
 
 
+async def test_one_statement_reads_open_no_transaction_on_postgres(
+    db_backend: Backend, store: Store, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every command's rate-limit count and every click's read of its request are one statement, so
+    on PostgreSQL they run in autocommit: no BEGIN and COMMIT round trips around them. Writes still
+    open a transaction, and a read after a write sees it."""
+    if db_backend == "sqlite":
+        pytest.skip("SQLite keeps its own BEGIN for every transaction (bot.db)")
+    import asyncpg
+
+    opened: list[int] = []
+    transaction = asyncpg.Connection.transaction
+
+    def counted(self: asyncpg.Connection, *args: Any, **kwargs: Any) -> Any:
+        opened.append(1)
+        return transaction(self, *args, **kwargs)
+
+    await store.ping()  # the engine's first connection runs SQLAlchemy's dialect set-up queries
+    monkeypatch.setattr(asyncpg.Connection, "transaction", counted)
+    request = await store.create_request(new_request(clock))
+    assert len(opened) == 1  # the write
+    assert (await store.get(request.id)).id == request.id
+    assert await store.count_recent_by(since=clock() - timedelta(hours=1), requester_id="U_REQ", channel_id="x")
+    assert len(opened) == 1
+    await store.approve(request.id, approver_id="U_A")
+    assert len(opened) == 2
+    assert (await store.get(request.id)).approvers == ("U_A",)
+    assert len(opened) == 2
+
+
 async def test_record_event_and_list_audit(store: Store, clock: ManualClock) -> None:
     await store.record_event(event="denied", actor_id="U_EVE", channel_id="C_OPS", detail={"why": "not an approver"})
     request = await store.create_request(new_request(clock))
