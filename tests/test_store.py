@@ -714,7 +714,8 @@ async def test_one_statement_reads_open_no_transaction_on_postgres(
     request = await store.create_request(new_request(clock))
     assert len(opened) == 1  # the write
     assert (await store.get(request.id)).id == request.id
-    assert await store.count_recent_by(since=clock() - timedelta(hours=1), requester_id="U_REQ", channel_id="x")
+    since = clock() - timedelta(hours=1)
+    assert await store.count_recent_by(since=since, requester_id=request.requester_id, channel_id="C_NONE") == (1, 0)
     assert len(opened) == 1
     await store.approve(request.id, approver_id="U_A")
     assert len(opened) == 2
