@@ -21,7 +21,15 @@ from sqlalchemy.engine import make_url
 from bot.db import normalize_database_url
 from bot.migrate import upgrade
 
-__all__ = ["Backend", "ManualClock", "admin_pg_url", "drop_database", "make_database", "pg_reachable"]
+__all__ = [
+    "Backend",
+    "ManualClock",
+    "admin_pg_url",
+    "drop_database",
+    "make_database",
+    "pg_reachable",
+    "terminate_backend",
+]
 
 Backend = Literal["sqlite", "postgresql"]
 
@@ -91,6 +99,16 @@ async def drop_database(url: str) -> None:
     conn = await asyncpg.connect(_libpq(normalize_database_url(admin_pg_url())), timeout=10)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def terminate_backend(pid: int) -> bool:
+    """Kill one PostgreSQL server process (a pooled connection's backend), as a restart or a dropped
+    network would, from the admin database; True if the server found it."""
+    conn = await asyncpg.connect(_libpq(normalize_database_url(admin_pg_url())), timeout=10)
+    try:
+        return bool(await conn.fetchval("SELECT pg_terminate_backend($1)", pid))
     finally:
         await conn.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -23,6 +22,7 @@ from bot.db import (
     redact_url,
 )
 from bot.errors import ConfigurationError
+from tests.db import terminate_backend
 
 NORMALIZED = [
     # what PaaS providers hand out
@@ -205,11 +205,7 @@ async def test_a_connection_the_server_dropped_while_idle_is_replaced_unseen(
     pings = _count_pings(engine, monkeypatch)
     try:
         dropped = await _backend_pid(engine)
-        admin = await asyncpg.connect(make_url(database_url).set(drivername="postgresql").render_as_string(False))
-        try:
-            assert await admin.fetchval("SELECT pg_terminate_backend($1)", dropped) is True
-        finally:
-            await admin.close()
+        assert await terminate_backend(dropped)
         await asyncio.sleep(0.3)
         replacement = await _backend_pid(engine)
         assert replacement != dropped
