@@ -10,7 +10,7 @@ secret, and the store wipes the ciphertext when the request ends. Humans only ev
 The same key signs the modal's ``private_metadata`` so a forged view submission cannot
 point a confirmation at another target. Signing needs only :mod:`hmac`; Fernet is imported the first
 time a token is sealed or unsealed, because loading cryptography's OpenSSL bindings keeps about
-6.5 MB resident for the process's life: serve's ack side only verifies signatures and never pays it,
+6.3 MB resident for the process's life: serve's ack side only verifies signatures and never pays it,
 and a work process pays it once it handles its first ``revoke-token``.
 """
 
