@@ -30,7 +30,7 @@ from bot.atlas import AtlasClient
 from bot.atlas.errors import AtlasError, AtlasNotFoundError
 from bot.errors import ChatOpsError, InvalidCommand, RequestNotFound, StaleRequest, StoreUnavailable
 from bot.intake import ClickInput, CommandInput, Intake, MessageLocation, SubmissionInput, ValidSubmission
-from bot.lease import HAND_BACK_SECONDS, leased
+from bot.lease import HAND_BACK_SECONDS, Lease, leased
 from bot.logs import bind_request_id
 from bot.metrics import Metrics
 from bot.outcomes import outcome_from_error, state_for, success_outcome
@@ -40,7 +40,7 @@ from bot.preview import Preview, preview_unavailable
 from bot.requests import ActionRequest, NewActionRequest, Outcome, RequestState
 from bot.sealing import Sealer, SealError, fingerprint
 from bot.slack.directory import Directory
-from bot.store import Store
+from bot.store import ExecutionClaim, Store
 from bot.views import (
     PICK_ACTION_BLOCK,
     PICK_TARGET_BLOCK_PREFIX,
@@ -468,8 +468,11 @@ class ChatOps:
         bind_request_id(request.id if request is not None else None)
         if denial is not None or request is None:
             return denial
+        # The last approval claims the execution in its own transaction: one fewer transaction
+        # between the click and the Atlas call. A draining replica leaves it approved instead.
+        claim = ExecutionClaim(self._replica_id, self._lease_seconds) if self._accepting else None
         try:
-            result = await self.store.approve(request.id, approver_id=actor.user_id)
+            result = await self.store.approve(request.id, approver_id=actor.user_id, claim=claim)
         except StaleRequest as exc:
             return plain_message(f"Nothing was done: {exc.user_message}")
         if not result.counted:
@@ -484,7 +487,17 @@ class ChatOps:
             self.metrics.requests.labels(request.action, "approved").inc()
             # The execution posts this line with its own "executing" one: no Slack round trip
             # stands between the last approval and the Atlas call.
-            self.spawn(self.execute(request.id, approved_line=approved))
+            if not result.claimed:
+                self.spawn(self.execute(request.id, approved_line=approved))
+            elif self._accepting:
+                self.spawn(self._run(result.request, approved_line=approved))
+            else:
+                # Draining began while the approval was saved: hand the request back now, not from
+                # a task that shutdown could cancel before it starts (the lease would then lapse).
+                await Lease(
+                    self.store, request.id, executor_id=self._replica_id, lease_seconds=self._lease_seconds
+                ).hand_back()
+                await self.post_in_thread(result.request, approved)
         else:
             await self.post_in_thread(request, approved)
             await self.refresh_message(request)
@@ -585,6 +598,11 @@ class ChatOps:
                 await self._post_approval_only(request_id, approved_line)
         if claimed is None:
             return  # someone else claimed it, or it expired: nothing to do, by design
+        await self._run(claimed, approved_line)
+
+    async def _run(self, claimed: ActionRequest, approved_line: str | None) -> None:
+        """Execute a request this replica has just claimed (it is executing, leased to this replica)."""
+        bind_request_id(claimed.id)
         spec = self.registry[claimed.action]
         log.info("executing %s on %s", claimed.action, claimed.target_label)
         # The lease is renewed while this runs; leaving the block before `sent` hands the request back.

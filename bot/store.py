@@ -91,6 +91,7 @@ from bot.requests import (
 
 __all__ = [
     "ApprovalResult",
+    "ExecutionClaim",
     "Store",
     "TransitionEvent",
     "action_requests",
@@ -321,12 +322,23 @@ def translate_errors(fn: Callable[_P, Awaitable[_R]]) -> Callable[_P, Coroutine[
 
 
 @dataclass(frozen=True, slots=True)
+class ExecutionClaim:
+    """Who runs a request whose last approval this is, and for how long its first lease lasts."""
+
+    executor_id: str
+    lease_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class ApprovalResult:
     request: ActionRequest
     # False when this person had already approved: nothing changed.
     counted: bool
     # True for exactly one approval of a request: the one that reached approvals_required.
     became_approved: bool
+    # True when that approval also leased the request to the caller's ExecutionClaim, in the same
+    # transaction: ``request`` is then executing, exactly as claim_execution would have returned it.
+    claimed: bool = False
 
 
 def _utcnow() -> datetime:
@@ -456,14 +468,9 @@ class Store:
     ) -> None:
         await conn.execute(
             _INSERT_AUDIT_EVENT,
-            {
-                "request_id": request_id,
-                "at": at,
-                "actor_id": actor_id,
-                "event": event,
-                "channel_id": channel_id,
-                "detail": dict(detail or {}),
-            },
+            _audit_row(
+                at=at, event=event, actor_id=actor_id, request_id=request_id, channel_id=channel_id, detail=detail
+            ),
         )
 
     @staticmethod
@@ -603,15 +610,26 @@ class Store:
     # -- approval ----------------------------------------------------------------------------------
 
     @translate_errors
-    async def approve(self, request_id: str, *, approver_id: str) -> ApprovalResult:
+    async def approve(
+        self, request_id: str, *, approver_id: str, claim: ExecutionClaim | None = None
+    ) -> ApprovalResult:
         """Count ``approver_id``'s approval of a pending, unexpired request.
 
         Returns ``counted=False`` (and changes nothing) when this person already approved, whatever
         the request's state now. Raises :class:`StaleRequest` when the request is no longer pending
         or has expired, :class:`RequestNotFound` when there is no such request. Exactly one counted
         approval per request has ``became_approved=True``.
+
+        With ``claim``, the approval that makes the request approved also moves it on to executing,
+        leased to ``claim.executor_id``, in the same transaction (``claimed=True``): the two
+        conditional transitions :meth:`claim_execution` would make one after the other, without a
+        second transaction between the last click and the Atlas call.
         """
         check_transition(RequestState.PENDING, RequestState.APPROVED)
+        if claim is not None:
+            check_transition(RequestState.APPROVED, RequestState.EXECUTING)
+            if claim.lease_seconds <= 0:
+                raise ValueError("lease_seconds must be positive")
         now = self._now()
         required_reached = action_requests.c.approval_count + 1 >= action_requests.c.approvals_required
         try:
@@ -652,29 +670,57 @@ class Store:
                     # the block rolls back the count bump too.
                     raise _Duplicate from exc
                 became_approved = row.state == RequestState.APPROVED.value
-                await self._audit(
-                    conn,
-                    at=now,
-                    event=TransitionEvent.APPROVAL_COUNTED,
-                    actor_id=approver_id,
-                    request_id=request_id,
-                    channel_id=row.channel_id,
-                    detail={
-                        "approval_count": row.approval_count,
-                        "approvals_required": row.approvals_required,
-                    },
-                )
+                claimed = False
+                if became_approved and claim is not None:
+                    # This transaction holds the row since its UPDATE, so the claim cannot lose a
+                    # race; it is still conditional, like every transition.
+                    claimed = (
+                        await conn.execute(
+                            update(action_requests)
+                            .where(
+                                action_requests.c.id == request_id,
+                                action_requests.c.state == RequestState.APPROVED.value,
+                            )
+                            .values(
+                                state=RequestState.EXECUTING.value,
+                                executor_id=claim.executor_id,
+                                lease_until=now + timedelta(seconds=claim.lease_seconds),
+                                updated_at=now,
+                            )
+                            .returning(action_requests.c.id)
+                        )
+                    ).first() is not None
                 request = await self._fetch(conn, request_id)
-                if became_approved:
-                    await self._audit(
-                        conn,
-                        at=now,
-                        event=TransitionEvent.APPROVED,
+                audit = {"at": now, "request_id": request_id, "channel_id": row.channel_id}
+                events = [
+                    _audit_row(
+                        **audit,
+                        event=TransitionEvent.APPROVAL_COUNTED,
                         actor_id=approver_id,
-                        request_id=request_id,
-                        channel_id=row.channel_id,
-                        detail={"approvers": list(request.approvers)},
+                        detail={"approval_count": row.approval_count, "approvals_required": row.approvals_required},
                     )
+                ]
+                if became_approved:
+                    events.append(
+                        _audit_row(
+                            **audit,
+                            event=TransitionEvent.APPROVED,
+                            actor_id=approver_id,
+                            detail={"approvers": list(request.approvers)},
+                        )
+                    )
+                if claimed:
+                    assert claim is not None
+                    events.append(
+                        _audit_row(
+                            **audit,
+                            event=TransitionEvent.EXECUTING,
+                            actor_id=claim.executor_id,
+                            detail={"lease_seconds": claim.lease_seconds},
+                        )
+                    )
+                # One statement for this approval's events, in order (their ids keep it).
+                await conn.execute(_INSERT_AUDIT_EVENT, events)
         except _Duplicate:
             return ApprovalResult(request=await self._current(request_id), counted=False, became_approved=False)
         except _NoMatch:
@@ -684,7 +730,7 @@ class Store:
             raise _refusal(
                 current, RequestState.APPROVED, sources=(RequestState.PENDING,), doing="approved", now=now
             ) from None
-        return ApprovalResult(request=request, counted=True, became_approved=became_approved)
+        return ApprovalResult(request=request, counted=True, became_approved=became_approved, claimed=claimed)
 
     async def _end_by_user(
         self,
@@ -1169,6 +1215,26 @@ def _recent_count(column: Column[str], key: str) -> ColumnElement[int]:
         .where(column == bindparam(key), action_requests.c.created_at >= bindparam("since"))
         .scalar_subquery()
     )
+
+
+def _audit_row(
+    *,
+    at: datetime,
+    event: str,
+    actor_id: str | None,
+    request_id: str | None,
+    channel_id: str | None,
+    detail: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One audit_events row's parameters, for :data:`_INSERT_AUDIT_EVENT`."""
+    return {
+        "request_id": request_id,
+        "at": at,
+        "actor_id": actor_id,
+        "event": event,
+        "channel_id": channel_id,
+        "detail": dict(detail or {}),
+    }
 
 
 # Built once: a statement built per call costs its construction and its cache key on every call.

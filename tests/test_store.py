@@ -22,6 +22,7 @@ from bot.store import (
     COMMIT_UNCERTAIN_MESSAGE,
     UNAVAILABLE_MESSAGE,
     ApprovalResult,
+    ExecutionClaim,
     Store,
     action_requests,
     approvals,
@@ -203,6 +204,57 @@ async def test_duplicate_approver_after_approval_is_not_an_error(store: Store, c
     again = await store.approve(request.id, approver_id="U_A1")
     assert (again.counted, again.became_approved) == (False, False)
     assert again.request.state is RequestState.APPROVED
+
+
+async def test_last_approval_with_a_claim_leases_the_request_in_the_same_transaction(
+    store: Store, clock: ManualClock
+) -> None:
+    request = await store.create_request(new_request(clock))
+    claim = ExecutionClaim(executor_id="replica-1", lease_seconds=30)
+    first = await store.approve(request.id, approver_id="U_B", claim=claim)
+    # Not the last approval: nothing to claim yet.
+    assert (first.counted, first.became_approved, first.claimed) == (True, False, False)
+    assert (first.request.state, first.request.executor_id) == (RequestState.PENDING, None)
+    clock.advance(seconds=1)
+    last = await store.approve(request.id, approver_id="U_A", claim=claim)
+    assert (last.counted, last.became_approved, last.claimed) == (True, True, True)
+    assert last.request.state is RequestState.EXECUTING
+    assert last.request.executor_id == "replica-1"
+    assert last.request.lease_until == clock() + timedelta(seconds=30)
+    assert last.request.approvers == ("U_B", "U_A")
+    assert last.request.sealed_secret == SEALED  # the executor still needs it
+    assert await store.get(request.id) == last.request
+    audit = await store.list_audit(request_id=request.id)
+    assert [(e.event, e.actor_id) for e in audit] == [
+        ("requested", "U_REQ"),
+        ("approval-counted", "U_B"),
+        ("approval-counted", "U_A"),
+        ("approved", "U_A"),
+        ("executing", "replica-1"),
+    ]
+    assert [e.detail for e in audit[2:]] == [
+        {"approval_count": 2, "approvals_required": 2},
+        {"approvers": ["U_B", "U_A"]},
+        {"lease_seconds": 30},
+    ]
+    assert {e.channel_id for e in audit} == {"C_OPS"}
+    # It is claimed: no other executor can take it.
+    assert await store.claim_execution(request.id, executor_id="replica-2", lease_seconds=30) is None
+
+
+async def test_claim_with_an_approval_that_does_not_count_changes_nothing(store: Store, clock: ManualClock) -> None:
+    request = await approved(store, clock)
+    again = await store.approve(request.id, approver_id="U_A1", claim=ExecutionClaim("replica-1", 30))
+    assert (again.counted, again.became_approved, again.claimed) == (False, False, False)
+    assert (again.request.state, again.request.executor_id) == (RequestState.APPROVED, None)
+    assert "executing" not in await events(store, request.id)
+
+
+async def test_approval_claim_argument_checks(store: Store, clock: ManualClock) -> None:
+    request = await store.create_request(new_request(clock, approvals_required=1))
+    with pytest.raises(ValueError, match="positive"):
+        await store.approve(request.id, approver_id="U_A", claim=ExecutionClaim("replica-1", 0))
+    assert (await store.get(request.id)).state is RequestState.PENDING
 
 
 async def test_approve_expired_request_is_stale(store: Store, clock: ManualClock, db_engine: AsyncEngine) -> None:
@@ -785,6 +837,34 @@ async def test_concurrent_distinct_approvers_approve_exactly_once(
     assert count == 2
     assert Counter(await events(racing_store, request.id)) == Counter(
         {"requested": 1, "approval-counted": 2, "approved": 1}
+    )
+
+
+async def test_concurrent_approvals_with_claims_and_claims_have_one_executor(
+    racing_store: Store, clock: ManualClock
+) -> None:
+    request = await racing_store.create_request(new_request(clock, approvals_required=2))
+    approvals_ = [
+        racing_store.approve(request.id, approver_id=f"U_{i}", claim=ExecutionClaim(f"replica-a{i}", 30))
+        for i in range(10)
+    ]
+    # A sweeper's claims racing the approvals find the request pending (an illegal claim, refused
+    # loudly) or already executing: never approved and free to take.
+    sweeps = [racing_store.claim_execution(request.id, executor_id=f"replica-s{i}", lease_seconds=30) for i in range(5)]
+    results = await asyncio.gather(*approvals_, *sweeps, return_exceptions=True)
+    unexpected = [
+        r for r in results if isinstance(r, BaseException) and not isinstance(r, StaleRequest | IllegalTransition)
+    ]
+    assert not unexpected, unexpected
+    outcomes = [r for r in results[:10] if isinstance(r, ApprovalResult)]
+    assert sum(r.became_approved for r in outcomes) == 1
+    (winner,) = [r.request for r in outcomes if r.claimed]
+    # The request was never approved-and-unclaimed in between, so no sweeper claim could win.
+    assert [r for r in results[10:] if isinstance(r, ActionRequest)] == []
+    final = await racing_store.get(request.id)
+    assert (final.state, final.executor_id) == (RequestState.EXECUTING, winner.executor_id)
+    assert Counter(await events(racing_store, request.id)) == Counter(
+        {"requested": 1, "approval-counted": 2, "approved": 1, "executing": 1}
     )
 
 

@@ -488,3 +488,30 @@ async def test_final_approval_on_a_draining_replica_is_still_posted_and_nothing_
     assert await stored_state(h, requested.request_id) is RequestState.APPROVED
     assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 0
     assert not any("Executing" in p for p in h.thread(requested))
+
+
+async def test_draining_that_begins_while_the_final_approval_is_saved_hands_the_request_back(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = harness
+    fed, idp = seed_oidc_idp(h)
+    requested = await h.request(f"revoke-jwks {fed} {idp}")
+    service = h.bot.service
+    saving = service.store.approve
+
+    async def approve_then_sigterm(*args: Any, **kwargs: Any) -> Any:
+        result = await saving(*args, **kwargs)
+        service._accepting = False  # SIGTERM arrived while the approval and its claim were saved
+        return result
+
+    monkeypatch.setattr(service.store, "approve", approve_then_sigterm)
+    await h.click(requested, user=BOB)
+    await h.wait_thread(requested, f"<@{BOB}> approved (1 of 1).")
+    await h.settle()
+    stored = await h.stored(requested.request_id)
+    # Claimed with the approval, then given back at once for another replica: not left leased.
+    assert (stored.state, stored.executor_id, stored.lease_until) == (RequestState.APPROVED, None, None)
+    trail = [e.event for e in await h.on_service_loop(service.store.list_audit(request_id=requested.request_id))]
+    assert trail[-3:] == ["approved", "executing", "released"]
+    assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 0
+    assert not any("Executing" in p for p in h.thread(requested))
