@@ -686,7 +686,7 @@ class Store:
                             detail={"lease_seconds": claim.lease_seconds},
                         )
                     )
-                # One statement for this approval's events, in order (their ids keep it).
+                # This approval's events in one executemany call, in order (their ids keep it).
                 await conn.execute(_INSERT_AUDIT_EVENT, events)
         except _Duplicate:
             return ApprovalResult(request=await self._current(request_id), counted=False, became_approved=False)
