@@ -457,23 +457,9 @@ class Store:
         async with self._one_statement_reads.connect() as conn:
             yield conn
 
-    async def _audit(
-        self,
-        conn: AsyncConnection,
-        *,
-        at: datetime,
-        event: str,
-        actor_id: str | None,
-        request_id: str | None,
-        channel_id: str | None,
-        detail: Mapping[str, Any] | None = None,
-    ) -> None:
-        await conn.execute(
-            _INSERT_AUDIT_EVENT,
-            _audit_row(
-                at=at, event=event, actor_id=actor_id, request_id=request_id, channel_id=channel_id, detail=detail
-            ),
-        )
+    async def _audit(self, conn: AsyncConnection, *rows: dict[str, Any]) -> None:
+        """Write audit events (:func:`_audit_row` each), in order: their ids keep it."""
+        await conn.execute(_INSERT_AUDIT_EVENT, rows[0] if len(rows) == 1 else list(rows))
 
     @staticmethod
     def _requests_with_approvers(
@@ -573,17 +559,19 @@ class Store:
             )
             await self._audit(
                 conn,
-                at=now,
-                event=TransitionEvent.REQUESTED,
-                actor_id=new.requester_id,
-                request_id=request_id,
-                channel_id=new.channel_id,
-                detail={
-                    "action": new.action,
-                    "target_label": new.target_label,
-                    "approvals_required": new.approvals_required,
-                    "expires_at": new.expires_at.astimezone(UTC).isoformat(),
-                },
+                _audit_row(
+                    at=now,
+                    event=TransitionEvent.REQUESTED,
+                    actor_id=new.requester_id,
+                    request_id=request_id,
+                    channel_id=new.channel_id,
+                    detail={
+                        "action": new.action,
+                        "target_label": new.target_label,
+                        "approvals_required": new.approvals_required,
+                        "expires_at": new.expires_at.astimezone(UTC).isoformat(),
+                    },
+                ),
             )
             return await self._fetch(conn, request_id)
 
@@ -686,8 +674,8 @@ class Store:
                             detail={"lease_seconds": claim.lease_seconds},
                         )
                     )
-                # This approval's events in one executemany call, in order (their ids keep it).
-                await conn.execute(_INSERT_AUDIT_EVENT, events)
+                # This approval's events in one executemany call.
+                await self._audit(conn, *events)
         except _Duplicate:
             return ApprovalResult(request=await self._current(request_id), counted=False, became_approved=False)
         except _NoMatch:
@@ -731,12 +719,14 @@ class Store:
                     raise _NoMatch
                 await self._audit(
                     conn,
-                    at=now,
-                    event=event,
-                    actor_id=user_id,
-                    request_id=request_id,
-                    channel_id=row.channel_id,
-                    detail=detail,
+                    _audit_row(
+                        at=now,
+                        event=event,
+                        actor_id=user_id,
+                        request_id=request_id,
+                        channel_id=row.channel_id,
+                        detail=detail,
+                    ),
                 )
                 return await self._fetch(conn, request_id)
         except _NoMatch:
@@ -788,12 +778,14 @@ class Store:
                     raise _NoMatch
                 await self._audit(
                     conn,
-                    at=now,
-                    event=TransitionEvent.EXECUTING,
-                    actor_id=executor_id,
-                    request_id=request_id,
-                    channel_id=row.channel_id,
-                    detail={"lease_seconds": lease_seconds},
+                    _audit_row(
+                        at=now,
+                        event=TransitionEvent.EXECUTING,
+                        actor_id=executor_id,
+                        request_id=request_id,
+                        channel_id=row.channel_id,
+                        detail={"lease_seconds": lease_seconds},
+                    ),
                 )
                 return await self._fetch(conn, request_id)
         except _NoMatch:
@@ -874,12 +866,14 @@ class Store:
                     raise _NoMatch
                 await self._audit(
                     conn,
-                    at=now,
-                    event=TransitionEvent(state.value),
-                    actor_id=actor_id,
-                    request_id=request_id,
-                    channel_id=row.channel_id,
-                    detail=detail,
+                    _audit_row(
+                        at=now,
+                        event=TransitionEvent(state.value),
+                        actor_id=actor_id,
+                        request_id=request_id,
+                        channel_id=row.channel_id,
+                        detail=detail,
+                    ),
                 )
                 return await self._fetch(conn, request_id)
         except _NoMatch:
@@ -931,11 +925,13 @@ class Store:
                 return False
             await self._audit(
                 conn,
-                at=now,
-                event=TransitionEvent.RELEASED,
-                actor_id=executor_id,
-                request_id=request_id,
-                channel_id=row.channel_id,
+                _audit_row(
+                    at=now,
+                    event=TransitionEvent.RELEASED,
+                    actor_id=executor_id,
+                    request_id=request_id,
+                    channel_id=row.channel_id,
+                ),
             )
             return True
 
@@ -990,12 +986,14 @@ class Store:
                     continue
                 await self._audit(
                     conn,
-                    at=now,
-                    event=TransitionEvent.EXPIRED,
-                    actor_id=None,
-                    request_id=request_id,
-                    channel_id=row.channel_id,
-                    detail={"from_state": seen_state},
+                    _audit_row(
+                        at=now,
+                        event=TransitionEvent.EXPIRED,
+                        actor_id=None,
+                        request_id=request_id,
+                        channel_id=row.channel_id,
+                        detail={"from_state": seen_state},
+                    ),
                 )
                 expired.append(await self._fetch(conn, request_id))
         return expired
@@ -1116,12 +1114,14 @@ class Store:
             async with self._transaction(write=True) as conn:
                 await self._audit(
                     conn,
-                    at=now,
-                    event=event,
-                    actor_id=actor_id,
-                    request_id=request_id,
-                    channel_id=channel_id,
-                    detail=detail,
+                    _audit_row(
+                        at=now,
+                        event=event,
+                        actor_id=actor_id,
+                        request_id=request_id,
+                        channel_id=channel_id,
+                        detail=detail,
+                    ),
                 )
         except sa_exc.IntegrityError as exc:
             if request_id is None:
