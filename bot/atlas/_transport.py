@@ -1,19 +1,23 @@
-"""httpx transports for the Atlas client: reads over aiohttp, writes over httpx's own transport.
+"""httpx transports for the Atlas client: every request over aiohttp, which here never resends.
 
-Why two transports:
+Why aiohttp under httpx:
 
 * CPU. httpx's default transport (httpcore's connection pool with its anyio locks and cancel scopes)
   costs about 1.5 ms of CPU per request at a concurrency of 20 on our hosts; the same
   ``httpx.AsyncClient`` over aiohttp costs about 0.3 ms (encode/httpx#3215, "httpx.AsyncClient has
-  much worse performance than aiohttp.ClientSession with concurrent requests"). The bot's previews and
-  pickers are GETs, so reads go through :class:`AiohttpReadTransport`. ``httpx.AsyncClient`` stays
+  much worse performance than aiohttp.ClientSession with concurrent requests"). In ``bench/`` the
+  one DELETE of an Approve click over httpx's transport was about a fifth of the click's CPU on the
+  work side, more than its two preview re-reads over aiohttp together. ``httpx.AsyncClient`` stays
   on top: auth flows, our retries and the error translation in ``_translate`` all work on httpx types.
-* Safety. ``aiohttp.ClientSession`` silently sends a request again when the connection drops and its
+* Safety. ``aiohttp.ClientSession`` silently sends a request again when a connection drops and its
   method is in ``aiohttp.client.IDEMPOTENT_METHODS``, which includes DELETE. The bot's destructive
-  DELETEs (revoke JWKS, delete IdP, delete federation) must never reach Atlas twice, so POST, DELETE
-  and every other method keep using ``httpx.AsyncHTTPTransport``, which never resends. For GETs the
-  resend is switched off too, so the client's ``RetryPolicy`` (backoff, deadline, attempt count) is
-  the only place a request is repeated.
+  DELETEs (revoke JWKS, delete IdP, delete federation) must never reach Atlas twice. Every session
+  here switches that resend off (``_retry_connection``, as aiohttp's own test client does), so the
+  client's ``RetryPolicy`` (backoff, deadline, attempt count, never for a write that may have
+  arrived) is the only place a request is repeated. An aiohttp without that switch is refused when
+  the transport is built (the bot does not start), never used with its resend on; then go back to
+  ``httpx.AsyncHTTPTransport`` for writes, which never resends. aiohttp has it from 3.11 (3.10
+  has none: its GETs, PUTs and DELETEs are resent), hence the pin in pyproject.toml.
 
 Every aiohttp failure becomes the httpx exception that says whether the request can have reached the
 server (see :func:`_map_error`). Messages name the exception class, the method and the URL path;
@@ -29,7 +33,13 @@ import aiohttp
 import httpx
 import yarl
 
-__all__ = ["MAX_CONNECTIONS", "READ_METHODS", "AiohttpReadTransport", "MethodSplitTransport"]
+__all__ = [
+    "MAX_CONNECTIONS",
+    "READ_METHODS",
+    "AiohttpTransport",
+    "MethodSplitTransport",
+    "aiohttp_resend_can_be_disabled",
+]
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 
@@ -50,15 +60,23 @@ _SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent")
 _SAFE_TO_QUOTE = (aiohttp.ClientOSError, aiohttp.ServerConnectionError, aiohttp.ClientPayloadError)
 
 
-class AiohttpReadTransport(httpx.AsyncBaseTransport):
-    """Send httpx requests through one lazily created ``aiohttp.ClientSession``.
+def aiohttp_resend_can_be_disabled() -> bool:
+    """Whether this aiohttp has the session switch that turns its silent resend off."""
+    return "_retry_connection" in getattr(aiohttp.ClientSession, "ATTRS", frozenset())
 
-    Meant for GET/HEAD only (see the module docstring): it reads the whole body before returning and
-    hands httpx the raw, still encoded bytes, so httpx decodes Content-Encoding as with its own
-    transport. Use through :class:`MethodSplitTransport`.
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """Send httpx requests through one lazily created ``aiohttp.ClientSession`` that never resends.
+
+    It reads the whole body before returning and hands httpx the raw, still encoded bytes, so httpx
+    decodes Content-Encoding as with its own transport. ``pool`` names it in logs and tests ("reads",
+    "writes"). Use through :class:`MethodSplitTransport`.
     """
 
-    def __init__(self, *, limit: int = MAX_CONNECTIONS, keepalive_timeout: float = 5.0) -> None:
+    def __init__(self, *, pool: str, limit: int = MAX_CONNECTIONS, keepalive_timeout: float = 5.0) -> None:
+        if not aiohttp_resend_can_be_disabled():
+            raise RuntimeError("this aiohttp cannot switch its resend off; use httpx.AsyncHTTPTransport")
+        self.pool = pool
         self._limit = limit
         self._keepalive_timeout = keepalive_timeout  # httpx's default keep-alive expiry
         self._session: aiohttp.ClientSession | None = None
@@ -69,7 +87,7 @@ class AiohttpReadTransport(httpx.AsyncBaseTransport):
         session = self._session
         if session is None:
             if self._closed:
-                raise RuntimeError("AiohttpReadTransport is closed")
+                raise RuntimeError(f"AiohttpTransport ({self.pool}) is closed")
             connector = aiohttp.TCPConnector(
                 limit=self._limit,
                 keepalive_timeout=self._keepalive_timeout,
@@ -82,10 +100,10 @@ class AiohttpReadTransport(httpx.AsyncBaseTransport):
                 auto_decompress=False,
                 trust_env=False,
             )
-            # aiohttp resends GET/HEAD (and PUT/DELETE) once on a dropped connection; aiohttp's own
-            # test client switches it off the same way. Our RetryPolicy is the one place to retry.
-            if hasattr(session, "_retry_connection"):
-                session._retry_connection = False
+            # aiohttp resends GET/HEAD, PUT and DELETE once on a dropped connection; aiohttp's own
+            # test client switches it off the same way. Our RetryPolicy is the one place to retry,
+            # and it never repeats a write that may have reached Atlas.
+            session._retry_connection = False
             self._session = session
         return session
 
@@ -131,12 +149,8 @@ class AiohttpReadTransport(httpx.AsyncBaseTransport):
 
 
 class MethodSplitTransport(httpx.AsyncBaseTransport):
-    """GET and HEAD over :class:`AiohttpReadTransport`; POST, DELETE and the rest over httpx's own.
-
-    Reads take the faster aiohttp path (encode/httpx#3215); writes stay on ``httpx.AsyncHTTPTransport``
-    because aiohttp silently resends requests of its IDEMPOTENT_METHODS, DELETE included, when the
-    connection drops, and a destructive DELETE that may have reached Atlas must never be sent twice.
-    """
+    """GET and HEAD over one :class:`AiohttpTransport` pool; POST, DELETE and the rest over another,
+    so a write never waits for a connection behind a burst of reads."""
 
     def __init__(
         self,
@@ -144,10 +158,8 @@ class MethodSplitTransport(httpx.AsyncBaseTransport):
         reads: httpx.AsyncBaseTransport | None = None,
         writes: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.reads = reads or AiohttpReadTransport()
-        self.writes = writes or httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=20)
-        )
+        self.reads = reads or AiohttpTransport(pool="reads")
+        self.writes = writes or AiohttpTransport(pool="writes")
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         transport = self.reads if request.method in READ_METHODS else self.writes

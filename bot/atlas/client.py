@@ -104,7 +104,7 @@ class AtlasClient:
         self._owns_http = http_client is None
         if http_client is None:
             if transport is None:
-                # Reads over aiohttp, writes over httpx's own transport (see _transport). Mounted for
+                # Reads and writes over aiohttp pools of their own, its resend off (see _transport). Mounted for
                 # all:// rather than passed as transport= so HTTP(S)_PROXY/NO_PROXY from the
                 # environment still apply: httpx ignores them when given a transport, and a proxy
                 # mount (more specific than all://) wins over this one.

@@ -1,4 +1,5 @@
-"""The default transport: GET/HEAD over aiohttp, writes over httpx's own, on real loopback sockets.
+"""The default transport: GET/HEAD and writes over aiohttp pools of their own, with aiohttp's resend off,
+on real loopback sockets.
 
 ``RawServer`` is a tiny hand-written HTTP/1.1 server, so a test controls every byte of the answer
 (gzip bodies, repeated headers, closing without answering, never answering) and counts connections
@@ -33,7 +34,12 @@ from bot.atlas import (
     RetryPolicy,
 )
 from bot.atlas._operations import OPERATIONS
-from bot.atlas._transport import MAX_CONNECTIONS, AiohttpReadTransport, MethodSplitTransport
+from bot.atlas._transport import (
+    MAX_CONNECTIONS,
+    AiohttpTransport,
+    MethodSplitTransport,
+    aiohttp_resend_can_be_disabled,
+)
 from bot.atlas.client import USER_AGENT
 from tests.atlas.conftest import FakeClock
 from tests.fakes.fake_atlas import FakeAtlas
@@ -172,16 +178,22 @@ async def raw_client(clock: FakeClock) -> AsyncIterator[Callable[..., AtlasClien
 
 @pytest.fixture
 def routed(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
-    """Record which transport class handled each request ("reads" = aiohttp, "writes" = httpx)."""
-    seen: dict[str, list[str]] = {"reads": [], "writes": []}
-    for key, cls in (("reads", AiohttpReadTransport), ("writes", httpx.AsyncHTTPTransport)):
-        original = cls.handle_async_request
+    """Record which pool handled each request ("reads" or "writes"), and any use of httpx's own transport."""
+    seen: dict[str, list[str]] = {"reads": [], "writes": [], "httpx": []}
+    original = AiohttpTransport.handle_async_request
 
-        async def spy(self: Any, request: httpx.Request, _original: Any = original, _key: str = key) -> Any:
-            seen[_key].append(f"{request.method} {request.url.path}")
-            return await _original(self, request)
+    async def spy(self: AiohttpTransport, request: httpx.Request) -> httpx.Response:
+        seen[self.pool].append(f"{request.method} {request.url.path}")
+        return await original(self, request)
 
-        monkeypatch.setattr(cls, "handle_async_request", spy)
+    async def httpx_spy(
+        self: Any, request: httpx.Request, _original: Any = httpx.AsyncHTTPTransport.handle_async_request
+    ) -> Any:
+        seen["httpx"].append(f"{request.method} {request.url.path}")
+        return await _original(self, request)
+
+    monkeypatch.setattr(AiohttpTransport, "handle_async_request", spy)
+    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", httpx_spy)
     return seen
 
 
@@ -194,7 +206,7 @@ def _closed_port() -> int:
 # -- the whole client through the default transport -------------------------------------------------
 
 
-async def test_reads_go_over_aiohttp_and_the_delete_over_httpx_against_fake_atlas(
+async def test_reads_and_writes_go_over_their_own_aiohttp_pools_against_fake_atlas(
     client: AtlasClient, fake: FakeAtlas, seed: dict[str, Any], routed: dict[str, list[str]]
 ) -> None:
     fed, idp = seed["federationSettingsId"], seed["idps"]["oidc"]
@@ -215,6 +227,7 @@ async def test_reads_go_over_aiohttp_and_the_delete_over_httpx_against_fake_atla
     assert fake.count("revokeJwks") == 1
     assert [entry.split()[0] for entry in routed["reads"]] == ["GET", "GET", "GET"]
     assert routed["writes"] == ["POST /api/oauth/token", f"DELETE {fake.requests[-1].path}"]
+    assert routed["httpx"] == []
 
 
 async def test_head_is_a_read_and_other_methods_are_writes() -> None:
@@ -395,6 +408,71 @@ async def test_delete_closed_without_an_answer_reaches_the_server_exactly_once(
     assert routed["writes"] == [f"DELETE /api/atlas/v2/federationSettings/{FED_ID}/identityProviders/{IDP_ID}/jwks"]
 
 
+def _kept_alive_then_dropped(server_box: list[RawServer]) -> Answer:
+    """Answer the first request, then read the next one on that same connection and close it unanswered.
+
+    The second request went out on a pooled keep-alive connection that dropped: the case in which
+    aiohttp, left alone, sends a GET, PUT or DELETE a second time on a new connection.
+    """
+
+    async def answer(seen: Seen) -> bytes | None:
+        if len(server_box[0].requests) == 1:
+            return http_response(status="204 No Content")
+        if seen.connection == 1:
+            return None
+        return http_response(status="204 No Content")
+
+    return answer
+
+
+@pytest.mark.parametrize("resend_left_on", [False, True], ids=["as_built", "control_resend_on"])
+async def test_a_delete_on_a_dropped_keep_alive_connection_reaches_the_server_once(
+    resend_left_on: bool, raw_server: ServerFactory, clock: FakeClock
+) -> None:
+    box: list[RawServer] = []
+    server, base_url = await raw_server(_kept_alive_then_dropped(box))
+    box.append(server)
+    transport = AiohttpTransport(pool="writes")
+    if resend_left_on:
+        # The control: with aiohttp's own resend on, this very exchange sends the DELETE twice,
+        # so the as-built case below is a test that can fail.
+        transport._get_session()._retry_connection = True
+    client = AtlasClient(auth=Bearer(), base_url=base_url, transport=transport, sleep=clock.sleep, clock=clock)
+    try:
+        await client.revoke_identity_provider_jwks(FED_ID, IDP_ID)  # answered, connection kept alive
+        if resend_left_on:
+            await client.revoke_identity_provider_jwks(FED_ID, IDP_ID)  # aiohttp resends it on a new connection
+            assert [seen.connection for seen in server.requests] == [1, 1, 2]
+            return
+        with pytest.raises(AtlasConnectionLostError) as caught:
+            await client.revoke_identity_provider_jwks(FED_ID, IDP_ID)
+    finally:
+        await client.aclose()
+    assert caught.value.outcome_unknown is True and caught.value.retry_safe is False
+    assert [(seen.method, seen.connection) for seen in server.requests] == [("DELETE", 1), ("DELETE", 1)]
+    assert server.connections == 1
+    assert clock.sleeps == []  # the client's RetryPolicy does not repeat a write that may have arrived
+
+
+def test_an_aiohttp_without_the_resend_switch_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert aiohttp_resend_can_be_disabled()  # the installed aiohttp (pyproject pins >= 3.11) has it
+    monkeypatch.setattr(aiohttp.ClientSession, "ATTRS", aiohttp.ClientSession.ATTRS - {"_retry_connection"})
+    assert not aiohttp_resend_can_be_disabled()
+    with pytest.raises(RuntimeError, match="cannot switch its resend off"):
+        MethodSplitTransport()
+
+
+async def test_every_session_has_the_resend_off() -> None:
+    transport = MethodSplitTransport()
+    try:
+        for pool in (transport.reads, transport.writes):
+            assert isinstance(pool, AiohttpTransport)
+            assert pool._get_session()._retry_connection is False
+        assert transport.reads._get_session() is not transport.writes._get_session()
+    finally:
+        await transport.aclose()
+
+
 async def test_malformed_response_is_a_protocol_error_without_the_token(
     raw_server: ServerFactory, raw_client: Callable[..., AtlasClient]
 ) -> None:
@@ -439,7 +517,7 @@ async def test_every_aiohttp_failure_becomes_the_matching_httpx_error(
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise exc
 
-    transport = AiohttpReadTransport()
+    transport = AiohttpTransport(pool="reads")
     async with httpx.AsyncClient(transport=transport, base_url="http://atlas.test") as http:
         monkeypatch.setattr(transport._get_session(), "request", boom)
         with pytest.raises(httpx.TransportError) as caught:
@@ -507,7 +585,7 @@ async def test_environment_proxy_still_applies(
     assert seen.target == "http://atlas.invalid/api/atlas/v2/orgs"  # absolute form: sent via the proxy
 
 
-async def test_aclose_closes_the_aiohttp_session_without_warnings(
+async def test_aclose_closes_both_aiohttp_sessions_without_warnings(
     raw_server: ServerFactory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def answer(seen: Seen) -> bytes:
@@ -515,25 +593,26 @@ async def test_aclose_closes_the_aiohttp_session_without_warnings(
 
     _, base_url = await raw_server(answer)
     sessions: list[aiohttp.ClientSession] = []
-    original = AiohttpReadTransport._get_session
+    original = AiohttpTransport._get_session
 
-    def spy(self: AiohttpReadTransport) -> aiohttp.ClientSession:
+    def spy(self: AiohttpTransport) -> aiohttp.ClientSession:
         session = original(self)
         if session not in sessions:
             sessions.append(session)
         return session
 
-    monkeypatch.setattr(AiohttpReadTransport, "_get_session", spy)
+    monkeypatch.setattr(AiohttpTransport, "_get_session", spy)
     caplog.set_level(logging.ERROR, logger="asyncio")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         client = AtlasClient(auth=Bearer(), base_url=base_url)
         await client.list_orgs()
         await client.list_orgs()
+        await client.revoke_identity_provider_jwks(FED_ID, IDP_ID)
         await client.aclose()
         del client
         gc.collect()
-    assert len(sessions) == 1
-    assert sessions[0].closed
+    assert len(sessions) == 2  # the reads' pool and the writes'
+    assert all(session.closed for session in sessions)
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
     assert "Unclosed" not in caplog.text
