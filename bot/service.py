@@ -85,6 +85,14 @@ OPTIONS_BUDGET_SECONDS = 2.0
 # stream of commands cannot starve it): a preview costs the work side about as much CPU as opening
 # the form, and at 200 commands/s (bench) forms queued behind previews past 1 s.
 PREVIEW_YIELDS_TO_FORMS_SECONDS = 1.0
+# Slack reports of executions in progress at once: the "executing" line and message redraw, the
+# result and redraw, the verification note. An execution's own work (re-reads, the Atlas call,
+# saving the outcome) never waits for one, so under a burst of approvals the Atlas calls go first
+# and the reports follow, instead of every report's Slack round trips and Block Kit serialisation
+# sharing the event loop with the calls they report: in bench/ (py-spy) the reports were about two
+# fifths of the work side's CPU per Approve click. Slack takes about one chat.postMessage per second per
+# channel and chat.update is Tier 3, so a larger burst of reports would mostly meet 429s anyway.
+REPORT_CONCURRENCY = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +128,7 @@ class ChatOps:
         lease_seconds: float = 120.0,
         environ: Mapping[str, str],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        report_concurrency: int = REPORT_CONCURRENCY,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -138,6 +147,9 @@ class ChatOps:
         self._clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
         metrics.executions_in_flight.set_function(lambda: len(self._tasks))
+        if report_concurrency < 1:
+            raise ValueError("report_concurrency must be at least 1")
+        self._reports = asyncio.Semaphore(report_concurrency)
         self._forms_opening = 0  # commands between their start and views.open's answer
         self._no_form_opening = asyncio.Event()
         self._no_form_opening.set()
@@ -610,32 +622,38 @@ class ChatOps:
             self.store, claimed.id, executor_id=self._replica_id, lease_seconds=self._lease_seconds
         ) as lease:
             # Telling the channel runs beside the Atlas work instead of before it: two Slack round
-            # trips are not worth delaying an emergency action for. It is awaited before the result
-            # is posted, so the thread still reads "executing" then the result.
+            # trips are not worth delaying an emergency action for, and under a burst the report
+            # waits its turn (REPORT_CONCURRENCY) while the calls go ahead. The result is posted
+            # after it, so the thread still reads "executing" then the result.
             announced = asyncio.get_running_loop().create_task(self._announce_execution(claimed, approved_line))
             try:
                 outcome = await self._target_changed(spec, claimed)
                 if outcome is None:
                     lease.sent = True
                     outcome = await self._call_atlas(spec, claimed)
+                # Saved as soon as it is known, not after the report: a replica that dies while its
+                # reports wait leaves an outcome, not a lease for the sweeper to call unknown.
+                finished = await lease.finish(state=state_for(outcome), outcome=outcome)
             except BaseException:
                 announced.cancel()  # cancelled at the drain deadline, or failing: do not wait on Slack
                 raise
-            await announced
-            finished = await lease.finish(state=state_for(outcome), outcome=outcome)
+        await announced
         if finished is None:
             log.warning("request %s was resolved by another replica before this one finished", claimed.short_id)
             return
         self.metrics.requests.labels(claimed.action, finished.state.value).inc()
         outcome_code = "" if outcome.ok else f" ({outcome.error_code or outcome.status or 'no code'})"
         log.info("%s finished: %s%s", claimed.action, finished.state.value, outcome_code)
-        await self.post_in_thread(finished, self.result_text(finished))
-        await self.refresh_message(finished, reread=False)  # a finished request changes no more
+        async with self._reports:
+            await self.post_in_thread(finished, self.result_text(finished))
+            await self.refresh_message(finished, reread=False)  # a finished request changes no more
         if finished.state in (RequestState.SUCCEEDED, RequestState.UNKNOWN) and spec.verify is not None:
-            # After an unknown outcome the read is what tells people whether it happened.
+            # After an unknown outcome the read is what tells people whether it happened. It is an
+            # Atlas read, so it holds no report slot while it waits on a slow Atlas.
             note = await self._verification(spec, finished)
             if note:
-                await self.post_in_thread(finished, note)
+                async with self._reports:
+                    await self.post_in_thread(finished, note)
 
     async def _announce_execution(self, request: ActionRequest, approved_line: str | None) -> None:
         # Beside the last approval's own line, "Approved" would only repeat it.
@@ -643,9 +661,10 @@ class ChatOps:
             text = f"{approved_line}\n:gear: Executing in Atlas now."
         else:  # picked up by a sweeper: the approval was posted earlier
             text = ":gear: Approved. Executing in Atlas now."
-        await self.post_in_thread(request, text)
-        # Only this replica moves an executing request on, and it posts the result after this.
-        await self.refresh_message(request, reread=False)
+        async with self._reports:
+            await self.post_in_thread(request, text)
+            # Only this replica moves an executing request on, and it posts the result after this.
+            await self.refresh_message(request, reread=False)
 
     async def _post_approval_only(self, request_id: str, approved_line: str) -> None:
         try:

@@ -20,6 +20,7 @@ from bot.db import create_engine
 from bot.requests import RequestState
 from bot.store import action_requests
 from tests.e2e.harness import ALICE, BOB, CAROL, CHANNEL, DAVE, MALLORY, OTHER_CHANNEL, Harness
+from tests.replicas.cluster import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -415,6 +416,48 @@ async def test_ten_concurrent_approve_clicks_make_exactly_one_atlas_call(harness
     assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 1
     events = [e.event for e in await h.on_service_loop(h.bot.store.list_audit(request_id=requested.request_id))]
     assert events.count("executing") == 1 and events.count("succeeded") == 1
+
+
+async def test_executions_reach_atlas_and_save_their_outcome_while_their_slack_reports_wait(
+    harness: Harness,
+) -> None:
+    h = harness
+    service = h.bot.service
+    service._reports = asyncio.Semaphore(2)  # REPORT_CONCURRENCY, made small enough to see
+    org = h.fake_atlas.add_org("Org 0")["id"]
+    federation = h.fake_atlas.add_federation([org])["id"]
+    idps = [h.fake_atlas.add_idp(federation, protocol="OIDC", org_ids=[org])["id"] for _ in range(5)]
+    requests = [await h.request(f"revoke-jwks {federation} {idp}") for idp in idps]
+    threads = {r.message_ts for r in requests}
+
+    def reports() -> list[str]:
+        return [
+            str(c.args["text"]) for c in h.fake_slack.calls_to("chat.postMessage") if c.args.get("thread_ts") in threads
+        ]
+
+    h.fake_slack.hold("chat.postMessage")  # Slack stalls: no thread post is answered
+    try:
+        for requested in requests:
+            assert (await h.click(requested, user=BOB)).status_code == 200
+
+        async def all_succeeded() -> bool:
+            return [await stored_state(h, r.request_id) for r in requests] == [RequestState.SUCCEEDED] * 5
+
+        await wait_until(all_succeeded, timeout=15, what="every outcome saved while Slack stalls")
+        # Every DELETE was sent and every outcome saved, while only two reports were ever sent.
+        assert h.fake_atlas.count("revokeFederationSettingIdentityProviderJwks") == 5
+        assert len(reports()) == 2 and all("Executing in Atlas now" in text for text in reports())
+    finally:
+        h.fake_slack.release("chat.postMessage")
+    for requested in requests:
+        await h.wait_thread(requested, "Done")
+    await h.settle()
+    for requested in requests:
+        thread = h.thread(requested)
+        assert len(thread) == 2 and "Executing in Atlas now" in thread[0] and "Done" in thread[1]
+        # The result's redraw came after the "executing" one: the message ends done, without buttons.
+        final = h.final_update(requested)
+        assert "Done" in json.dumps(final["blocks"]) and not [b for b in final["blocks"] if b["type"] == "actions"]
 
 
 @pytest.mark.work_process

@@ -224,6 +224,7 @@ class FakeSlack:
         self.views: dict[str, JsonDict] = {}
         self._faults: dict[str, deque[_Fault]] = {}
         self._delays: dict[str, float] = {}
+        self._holds: dict[str, asyncio.Event] = {}
         self._triggers: dict[str, float] = {}
         self._used_triggers: set[str] = set()
         self._response_urls: dict[str, _ResponseUrl] = {}
@@ -468,6 +469,17 @@ class FakeSlack:
         else:
             self._delays.pop(method, None)
 
+    def hold(self, method: str) -> None:
+        """Hold every response to ``method`` until :meth:`release`: calls are processed and recorded on
+        arrival, and none is answered meanwhile (Slack stalling, for as long as a test needs)."""
+        self._holds.setdefault(method, asyncio.Event())
+
+    def release(self, method: str) -> None:
+        """Answer the held calls to ``method``, and stop holding new ones."""
+        gate = self._holds.pop(method, None)
+        if gate is not None:
+            gate.set()
+
     def _enqueue(self, method: str, fault: _Fault, times: int) -> None:
         if times < 1:
             raise ValueError("times must be >= 1")
@@ -524,6 +536,9 @@ class FakeSlack:
         self._home_views.clear()
         self._faults.clear()
         self._delays.clear()
+        for gate in self._holds.values():
+            gate.set()
+        self._holds.clear()
         self._triggers.clear()
         self._used_triggers.clear()
         self._response_urls.clear()
@@ -561,6 +576,9 @@ class FakeSlack:
         delay = self._delays.get(method)
         if delay:
             await asyncio.sleep(delay)
+        gate = self._holds.get(method)
+        if gate is not None:
+            await gate.wait()
         return _json_response(payload, status=status, headers=extra_headers)
 
     def _respond(self, method: str, args: JsonDict, token: str | None) -> tuple[int, JsonDict, dict[str, str]]:
