@@ -3,9 +3,9 @@
 The same ``AtlasClient`` (OAuth, token cached) sends the same DELETE (revoke an IdP's JWKS) to
 FakeAtlas on loopback, once with the writes' pool on ``httpx.AsyncHTTPTransport`` (what the bot
 used before) and once on :class:`bot.atlas._transport.AiohttpTransport` (what it uses now), in
-alternating rounds so the machine's drift hits both. FakeAtlas runs on a thread of its own with its
-own event loop, and the figure is the CPU of the client's thread alone (``time.thread_time``), so
-the fake's work is not counted; wall time per call is printed beside it.
+alternating rounds so the machine's drift hits both. FakeAtlas runs on a :class:`bot.work_loop.WorkLoop`
+thread (its own event loop), and the figure is the CPU of the client's thread alone
+(``time.thread_time``), so the fake's work is not counted; wall time per call is printed beside it.
 
     python -m bench.atlas_transport_bench [--calls 500] [--concurrency 1,20] [--rounds 3] [--short]
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +24,7 @@ from pydantic import SecretStr
 
 from bot.atlas import AtlasClient, OAuthClientCredentialsAuth
 from bot.atlas._transport import MAX_CONNECTIONS, AiohttpTransport, MethodSplitTransport
+from bot.work_loop import WorkLoop
 from tests.fakes.fake_atlas import FakeAtlas
 
 WAYS: dict[str, Callable[[], httpx.AsyncBaseTransport]] = {
@@ -33,43 +33,6 @@ WAYS: dict[str, Callable[[], httpx.AsyncBaseTransport]] = {
     ),
     "aiohttp": lambda: AiohttpTransport(pool="writes"),
 }
-
-
-class FakeAtlasThread:
-    """FakeAtlas served from a thread with its own loop, so its CPU is not the client thread's."""
-
-    def __init__(self) -> None:
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self.base_url = ""
-        self.seed: dict[str, Any] = {}
-        self.fake: FakeAtlas | None = None
-        self._thread = threading.Thread(target=self._main, name="fake-atlas", daemon=True)
-
-    def __enter__(self) -> FakeAtlasThread:
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("FakeAtlas did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._loop is not None and self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
-
-    def _main(self) -> None:
-        asyncio.run(self._serve())
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        self.fake = FakeAtlas(record_requests=False)
-        self.seed = self.fake.seed_demo()
-        self.base_url = await self.fake.start(host="127.0.0.1", port=0)
-        self._ready.set()
-        await self._stop.wait()
-        await self.fake.stop()
 
 
 async def _round(client: AtlasClient, fed: str, idp: str, calls: int, concurrency: int) -> tuple[float, float]:
@@ -85,40 +48,55 @@ async def _round(client: AtlasClient, fed: str, idp: str, calls: int, concurrenc
     return time.thread_time() - cpu, time.perf_counter() - wall
 
 
+async def _start_fake() -> tuple[FakeAtlas, dict[str, Any], str]:
+    fake = FakeAtlas(record_requests=False)
+    seed = fake.seed_demo()
+    return fake, seed, await fake.start(host="127.0.0.1", port=0)
+
+
 async def main(calls: int, concurrencies: list[int], rounds: int) -> None:
-    with FakeAtlasThread() as atlas:
-        account = atlas.seed["serviceAccount"]
-        fed, idp = atlas.seed["federationSettingsId"], atlas.seed["idps"]["oidc"]
-        clients = {
-            way: AtlasClient(
-                auth=OAuthClientCredentialsAuth(account["clientId"], SecretStr(account["secret"])),
-                base_url=atlas.base_url,
-                transport=MethodSplitTransport(writes=build()),
-            )
-            for way, build in WAYS.items()
-        }
-        try:
-            print(f"FakeAtlas on {atlas.base_url} (own thread); DELETE revoke JWKS; {calls} calls x {rounds} rounds")
-            print("CPU of the client's thread per call, median of the rounds (wall per call after the slash)")
-            for concurrency in concurrencies:
-                for client in clients.values():
-                    await _round(client, fed, idp, max(20, calls // 10), concurrency)  # warm: token, pool
-                cpu: dict[str, list[float]] = {way: [] for way in clients}
-                wall: dict[str, list[float]] = {way: [] for way in clients}
-                for number in range(rounds):
-                    order = list(clients) if number % 2 == 0 else list(reversed(clients))
-                    for way in order:
-                        spent, took = await _round(clients[way], fed, idp, calls, concurrency)
-                        cpu[way].append(spent / calls * 1000)
-                        wall[way].append(took / calls * 1000)
-                medians = {way: (statistics.median(cpu[way]), statistics.median(wall[way])) for way in clients}
-                cells = "   ".join(f"{way} {spent:.3f} / {took:.3f} ms" for way, (spent, took) in medians.items())
-                ratio = medians["aiohttp"][0] / medians["httpx"][0]
-                print(f"  concurrency {concurrency:>3}:   {cells}   CPU aiohttp/httpx {ratio:.2f}x")
-        finally:
+    atlas = WorkLoop.start_thread(asyncio.new_event_loop)
+    fake, seed, base_url = await atlas.call(_start_fake())
+    try:
+        await _measure(seed, base_url, calls, concurrencies, rounds)
+        assert fake.count("oauthToken") == len(WAYS), "tokens must stay cached"
+    finally:
+        await atlas.call(fake.stop())
+        atlas.stop()
+
+
+async def _measure(seed: dict[str, Any], base_url: str, calls: int, concurrencies: list[int], rounds: int) -> None:
+    account = seed["serviceAccount"]
+    fed, idp = seed["federationSettingsId"], seed["idps"]["oidc"]
+    clients = {
+        way: AtlasClient(
+            auth=OAuthClientCredentialsAuth(account["clientId"], SecretStr(account["secret"])),
+            base_url=base_url,
+            transport=MethodSplitTransport(writes=build()),
+        )
+        for way, build in WAYS.items()
+    }
+    try:
+        print(f"FakeAtlas on {base_url} (own thread); DELETE revoke JWKS; {calls} calls x {rounds} rounds")
+        print("CPU of the client's thread per call, median of the rounds (wall per call after the slash)")
+        for concurrency in concurrencies:
             for client in clients.values():
-                await client.aclose()
-        assert atlas.fake is not None and atlas.fake.count("oauthToken") == len(clients), "tokens must stay cached"
+                await _round(client, fed, idp, max(20, calls // 10), concurrency)  # warm: token, pool
+            cpu: dict[str, list[float]] = {way: [] for way in clients}
+            wall: dict[str, list[float]] = {way: [] for way in clients}
+            for number in range(rounds):
+                order = list(clients) if number % 2 == 0 else list(reversed(clients))
+                for way in order:
+                    spent, took = await _round(clients[way], fed, idp, calls, concurrency)
+                    cpu[way].append(spent / calls * 1000)
+                    wall[way].append(took / calls * 1000)
+            medians = {way: (statistics.median(cpu[way]), statistics.median(wall[way])) for way in clients}
+            cells = "   ".join(f"{way} {spent:.3f} / {took:.3f} ms" for way, (spent, took) in medians.items())
+            ratio = medians["aiohttp"][0] / medians["httpx"][0]
+            print(f"  concurrency {concurrency:>3}:   {cells}   CPU aiohttp/httpx {ratio:.2f}x")
+    finally:
+        for client in clients.values():
+            await client.aclose()
 
 
 def cli() -> None:

@@ -128,7 +128,6 @@ class ChatOps:
         lease_seconds: float = 120.0,
         environ: Mapping[str, str],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        report_concurrency: int = REPORT_CONCURRENCY,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -147,9 +146,7 @@ class ChatOps:
         self._clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
         metrics.executions_in_flight.set_function(lambda: len(self._tasks))
-        if report_concurrency < 1:
-            raise ValueError("report_concurrency must be at least 1")
-        self._reports = asyncio.Semaphore(report_concurrency)
+        self._reports = asyncio.Semaphore(REPORT_CONCURRENCY)
         self._forms_opening = 0  # commands between their start and views.open's answer
         self._no_form_opening = asyncio.Event()
         self._no_form_opening.set()

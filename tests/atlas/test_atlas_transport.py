@@ -408,30 +408,21 @@ async def test_delete_closed_without_an_answer_reaches_the_server_exactly_once(
     assert routed["writes"] == [f"DELETE /api/atlas/v2/federationSettings/{FED_ID}/identityProviders/{IDP_ID}/jwks"]
 
 
-def _kept_alive_then_dropped(server_box: list[RawServer]) -> Answer:
-    """Answer the first request, then read the next one on that same connection and close it unanswered.
-
-    The second request went out on a pooled keep-alive connection that dropped: the case in which
-    aiohttp, left alone, sends a GET, PUT or DELETE a second time on a new connection.
-    """
-
-    async def answer(seen: Seen) -> bytes | None:
-        if len(server_box[0].requests) == 1:
-            return http_response(status="204 No Content")
-        if seen.connection == 1:
-            return None
-        return http_response(status="204 No Content")
-
-    return answer
-
-
 @pytest.mark.parametrize("resend_left_on", [False, True], ids=["as_built", "control_resend_on"])
 async def test_a_delete_on_a_dropped_keep_alive_connection_reaches_the_server_once(
     resend_left_on: bool, raw_server: ServerFactory, clock: FakeClock
 ) -> None:
-    box: list[RawServer] = []
-    server, base_url = await raw_server(_kept_alive_then_dropped(box))
-    box.append(server)
+    server: RawServer
+
+    async def answer(seen: Seen) -> bytes | None:
+        # The first DELETE is answered and its connection kept alive; the next one on that pooled
+        # connection is read and the connection closed unanswered: the case in which aiohttp, left
+        # alone, sends a GET, PUT or DELETE again on a new connection.
+        if seen.connection == 1 and len(server.requests) > 1:
+            return None
+        return http_response(status="204 No Content")
+
+    server, base_url = await raw_server(answer)
     transport = AiohttpTransport(pool="writes")
     if resend_left_on:
         # The control: with aiohttp's own resend on, this very exchange sends the DELETE twice,
