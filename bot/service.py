@@ -112,6 +112,14 @@ class Confirmation:
         return self.with_preview()
 
 
+@dataclass(slots=True)
+class _ExecutionReports:
+    """What an execution's "executing" report and its result report share (one loop, no lock)."""
+
+    finished: ActionRequest | None = None  # the saved outcome, once known
+    result_told: bool = False  # the "executing" report found the outcome and told it
+
+
 class ChatOps:
     def __init__(
         self,
@@ -621,8 +629,12 @@ class ChatOps:
             # Telling the channel runs beside the Atlas work instead of before it: two Slack round
             # trips are not worth delaying an emergency action for, and under a burst the report
             # waits its turn (REPORT_CONCURRENCY) while the calls go ahead. The result is posted
-            # after it, so the thread still reads "executing" then the result.
-            announced = asyncio.get_running_loop().create_task(self._announce_execution(claimed, approved_line))
+            # after it, so the thread still reads "executing" then the result (or, if the outcome
+            # was saved before the report's turn came, one post saying both).
+            reports = _ExecutionReports()
+            announced = asyncio.get_running_loop().create_task(
+                self._announce_execution(claimed, approved_line, reports)
+            )
             try:
                 outcome = await self._target_changed(spec, claimed)
                 if outcome is None:
@@ -630,7 +642,7 @@ class ChatOps:
                     outcome = await self._call_atlas(spec, claimed)
                 # Saved as soon as it is known, not after the report: a replica that dies while its
                 # reports wait leaves an outcome, not a lease for the sweeper to call unknown.
-                finished = await lease.finish(state=state_for(outcome), outcome=outcome)
+                finished = reports.finished = await lease.finish(state=state_for(outcome), outcome=outcome)
             except BaseException:
                 announced.cancel()  # cancelled at the drain deadline, or failing: do not wait on Slack
                 raise
@@ -641,9 +653,10 @@ class ChatOps:
         self.metrics.requests.labels(claimed.action, finished.state.value).inc()
         outcome_code = "" if outcome.ok else f" ({outcome.error_code or outcome.status or 'no code'})"
         log.info("%s finished: %s%s", claimed.action, finished.state.value, outcome_code)
-        async with self._reports:
-            await self.post_in_thread(finished, self.result_text(finished))
-            await self.refresh_message(finished, reread=False)  # a finished request changes no more
+        if not reports.result_told:
+            async with self._reports:
+                await self.post_in_thread(finished, self.result_text(finished))
+                await self.refresh_message(finished, reread=False)  # a finished request changes no more
         if finished.state in (RequestState.SUCCEEDED, RequestState.UNKNOWN) and spec.verify is not None:
             # After an unknown outcome the read is what tells people whether it happened. It is an
             # Atlas read, so it holds no report slot while it waits on a slow Atlas.
@@ -652,13 +665,26 @@ class ChatOps:
                 async with self._reports:
                     await self.post_in_thread(finished, note)
 
-    async def _announce_execution(self, request: ActionRequest, approved_line: str | None) -> None:
-        # Beside the last approval's own line, "Approved" would only repeat it.
-        if approved_line:
-            text = f"{approved_line}\n:gear: Executing in Atlas now."
-        else:  # picked up by a sweeper: the approval was posted earlier
-            text = ":gear: Approved. Executing in Atlas now."
+    async def _announce_execution(
+        self, request: ActionRequest, approved_line: str | None, reports: _ExecutionReports
+    ) -> None:
         async with self._reports:
+            if (finished := reports.finished) is not None:
+                # The outcome was saved while this report waited its turn (a burst of approvals):
+                # "executing" is already past, and the result's post and redraw would follow it at
+                # once. One post and one redraw say both: two Slack calls and their Block Kit
+                # serialisation fewer per execution in a burst, when the work side is busiest and
+                # chat.postMessage (about one a second per channel) most likely to meet a 429.
+                text = self.result_text(finished)
+                await self.post_in_thread(finished, f"{approved_line}\n{text}" if approved_line else text)
+                await self.refresh_message(finished, reread=False)
+                reports.result_told = True
+                return
+            # Beside the last approval's own line, "Approved" would only repeat it.
+            if approved_line:
+                text = f"{approved_line}\n:gear: Executing in Atlas now."
+            else:  # picked up by a sweeper: the approval was posted earlier
+                text = ":gear: Approved. Executing in Atlas now."
             await self.post_in_thread(request, text)
             # Only this replica moves an executing request on, and it posts the result after this.
             await self.refresh_message(request, reread=False)

@@ -19,7 +19,7 @@ from sqlalchemy import text, update
 from bot.db import create_engine
 from bot.requests import RequestState
 from bot.store import action_requests
-from tests.e2e.harness import ALICE, BOB, CAROL, CHANNEL, DAVE, MALLORY, OTHER_CHANNEL, Harness
+from tests.e2e.harness import ALICE, BOB, CAROL, CHANNEL, DAVE, MALLORY, OTHER_CHANNEL, Harness, Requested
 from tests.replicas.cluster import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -452,10 +452,22 @@ async def test_executions_reach_atlas_and_save_their_outcome_while_their_slack_r
     for requested in requests:
         await h.wait_thread(requested, "Done")
     await h.settle()
-    for requested in requests:
+
+    def redraws(requested: Requested) -> int:
+        return len([c for c in h.fake_slack.calls_to("chat.update") if c.args.get("ts") == requested.message_ts])
+
+    # The two reports sent before the stall read "executing", then their result; the three that
+    # waited for a slot found their outcome saved and told it at once, in one post and one redraw.
+    told_early, told_late = requests[:2], requests[2:]
+    for requested in told_early:
         thread = h.thread(requested)
         assert len(thread) == 2 and "Executing in Atlas now" in thread[0] and "Done" in thread[1]
-        # The result's redraw came after the "executing" one: the message ends done, without buttons.
+    for requested in told_late:
+        (post,) = h.thread(requested)
+        assert "approved" in post.lower() and "Done" in post and "Executing" not in post
+        assert redraws(requested) == redraws(told_early[0]) - 1
+    for requested in requests:
+        # The result's redraw came last: the message ends done, without buttons.
         final = h.final_update(requested)
         assert "Done" in json.dumps(final["blocks"]) and not [b for b in final["blocks"] if b["type"] == "actions"]
 

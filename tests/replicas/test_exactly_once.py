@@ -119,12 +119,14 @@ async def test_identical_clicks_on_three_replicas_call_atlas_once_per_request(
     # Atlas: exactly one write per request, on exactly its target.
     writes = atlas_writes(fake_atlas)
     assert writes == {path: 1 for path in paths}
-    # Slack: exactly one result post, one "executing" post and one approval post in every thread.
+    # Slack: exactly one result post and one approval post in every thread, and at most one
+    # "executing" post (none where the outcome was saved before that report's turn: the result's
+    # post then carries the approval line, see ChatOps._announce_execution).
     posts = result_posts()
     assert posts == {one.message_ts: 1 for one in requested}
     for one in requested:
         thread = cluster.thread(one)
-        assert sum("Executing in Atlas now" in text for text in thread) == 1, thread
+        assert sum("Executing in Atlas now" in text for text in thread) <= 1, thread
         assert sum("approved (1 of 1)" in text for text in thread) == 1, thread
     # The database: one counted approval, one claim and one outcome per request.
     audit = await audit_counts(engine)
