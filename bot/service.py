@@ -113,11 +113,10 @@ class Confirmation:
 
 
 @dataclass(slots=True)
-class _ExecutionReports:
-    """What an execution's "executing" report and its result report share (one loop, no lock)."""
+class _SavedOutcome:
+    """An execution's saved outcome, once known, for its "executing" report to look at (one loop)."""
 
-    finished: ActionRequest | None = None  # the saved outcome, once known
-    result_told: bool = False  # the "executing" report found the outcome and told it
+    finished: ActionRequest | None = None
 
 
 class ChatOps:
@@ -631,10 +630,8 @@ class ChatOps:
             # waits its turn (REPORT_CONCURRENCY) while the calls go ahead. The result is posted
             # after it, so the thread still reads "executing" then the result (or, if the outcome
             # was saved before the report's turn came, one post saying both).
-            reports = _ExecutionReports()
-            announced = asyncio.get_running_loop().create_task(
-                self._announce_execution(claimed, approved_line, reports)
-            )
+            saved = _SavedOutcome()
+            announced = asyncio.get_running_loop().create_task(self._announce_execution(claimed, approved_line, saved))
             try:
                 outcome = await self._target_changed(spec, claimed)
                 if outcome is None:
@@ -642,21 +639,20 @@ class ChatOps:
                     outcome = await self._call_atlas(spec, claimed)
                 # Saved as soon as it is known, not after the report: a replica that dies while its
                 # reports wait leaves an outcome, not a lease for the sweeper to call unknown.
-                finished = reports.finished = await lease.finish(state=state_for(outcome), outcome=outcome)
+                finished = saved.finished = await lease.finish(state=state_for(outcome), outcome=outcome)
             except BaseException:
                 announced.cancel()  # cancelled at the drain deadline, or failing: do not wait on Slack
                 raise
-        await announced
+        result_told = await announced
         if finished is None:
             log.warning("request %s was resolved by another replica before this one finished", claimed.short_id)
             return
         self.metrics.requests.labels(claimed.action, finished.state.value).inc()
         outcome_code = "" if outcome.ok else f" ({outcome.error_code or outcome.status or 'no code'})"
         log.info("%s finished: %s%s", claimed.action, finished.state.value, outcome_code)
-        if not reports.result_told:
+        if not result_told:
             async with self._reports:
-                await self.post_in_thread(finished, self.result_text(finished))
-                await self.refresh_message(finished, reread=False)  # a finished request changes no more
+                await self._tell_result(finished)
         if finished.state in (RequestState.SUCCEEDED, RequestState.UNKNOWN) and spec.verify is not None:
             # After an unknown outcome the read is what tells people whether it happened. It is an
             # Atlas read, so it holds no report slot while it waits on a slow Atlas.
@@ -666,20 +662,18 @@ class ChatOps:
                     await self.post_in_thread(finished, note)
 
     async def _announce_execution(
-        self, request: ActionRequest, approved_line: str | None, reports: _ExecutionReports
-    ) -> None:
+        self, request: ActionRequest, approved_line: str | None, saved: _SavedOutcome
+    ) -> bool:
+        """Tell the channel the request is executing; True if the outcome was in first and told instead."""
         async with self._reports:
-            if (finished := reports.finished) is not None:
+            if (finished := saved.finished) is not None:
                 # The outcome was saved while this report waited its turn (a burst of approvals):
                 # "executing" is already past, and the result's post and redraw would follow it at
                 # once. One post and one redraw say both: two Slack calls and their Block Kit
                 # serialisation fewer per execution in a burst, when the work side is busiest and
                 # chat.postMessage (about one a second per channel) most likely to meet a 429.
-                text = self.result_text(finished)
-                await self.post_in_thread(finished, f"{approved_line}\n{text}" if approved_line else text)
-                await self.refresh_message(finished, reread=False)
-                reports.result_told = True
-                return
+                await self._tell_result(finished, after=approved_line)
+                return True
             # Beside the last approval's own line, "Approved" would only repeat it.
             if approved_line:
                 text = f"{approved_line}\n:gear: Executing in Atlas now."
@@ -688,6 +682,13 @@ class ChatOps:
             await self.post_in_thread(request, text)
             # Only this replica moves an executing request on, and it posts the result after this.
             await self.refresh_message(request, reread=False)
+        return False
+
+    async def _tell_result(self, finished: ActionRequest, *, after: str | None = None) -> None:
+        """The result in the thread (below ``after``, a line it also carries) and the final redraw."""
+        text = self.result_text(finished)
+        await self.post_in_thread(finished, f"{after}\n{text}" if after else text)
+        await self.refresh_message(finished, reread=False)  # a finished request changes no more
 
     async def _post_approval_only(self, request_id: str, approved_line: str) -> None:
         try:
