@@ -39,6 +39,7 @@ from bot.policy import Actor, Policy, decide_approve, decide_request, roles_of
 from bot.preview import Preview, preview_unavailable
 from bot.requests import ActionRequest, NewActionRequest, Outcome, RequestState
 from bot.sealing import Sealer, SealError, fingerprint
+from bot.slack.blockkit import view_dict
 from bot.slack.directory import Directory
 from bot.store import ExecutionClaim, Store
 from bot.views import (
@@ -189,7 +190,7 @@ class ChatOps:
             if isinstance(confirmation, Message):
                 return confirmation
             try:
-                opened = await self.slack.views_open(trigger_id=cmd.trigger_id, view=confirmation.view)
+                opened = await self.slack.views_open(trigger_id=cmd.trigger_id, view=view_dict(confirmation.view))
                 # Only these two are needed from here on: the response (the whole view, sent and
                 # echoed back) is not kept while the preview waits.
                 view_id, view_hash = str(opened["view"]["id"]), str(opened["view"]["hash"])
@@ -266,13 +267,12 @@ class ChatOps:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._no_form_opening.wait(), PREVIEW_YIELDS_TO_FORMS_SECONDS)
         preview = await self.read_preview(spec, args, profile=getattr(args, "profile", None))
+        view = view_dict(confirmation.with_preview(preview=preview))
         try:
             if view_hash is None:
-                await self.slack.views_update(view_id=view_id, view=confirmation.with_preview(preview=preview))
+                await self.slack.views_update(view_id=view_id, view=view)
             else:
-                await self.slack.views_update(
-                    view_id=view_id, hash=view_hash, view=confirmation.with_preview(preview=preview)
-                )
+                await self.slack.views_update(view_id=view_id, hash=view_hash, view=view)
         except SlackApiError as exc:
             # hash_conflict or not_found: the requester already submitted or closed the form.
             self._slack_failed("views.update", exc)
@@ -296,7 +296,7 @@ class ChatOps:
     async def open_picker(self, cmd: CommandInput) -> Message | None:
         view = picker_modal(self.registry, private_metadata=self._picker_metadata(cmd))
         try:
-            await self.slack.views_open(trigger_id=cmd.trigger_id, view=view)
+            await self.slack.views_open(trigger_id=cmd.trigger_id, view=view_dict(view))
         except SlackApiError as exc:
             error = self._slack_failed("views.open", exc)
             return plain_message(f"Could not open the form (`{error}`). Please run `/atlas` again.")
@@ -311,7 +311,7 @@ class ChatOps:
             return
         view = picker_modal(self.registry, private_metadata=private_metadata, chosen=spec)
         try:
-            await self.slack.views_update(view_id=view_id, hash=view_hash, view=view)
+            await self.slack.views_update(view_id=view_id, hash=view_hash, view=view_dict(view))
         except SlackApiError as exc:
             self._slack_failed("views.update", exc)
 
@@ -465,7 +465,7 @@ class ChatOps:
         message = approval_message(request, spec, approver_roles=rule.approve)
         try:
             posted = await self.slack.chat_postMessage(
-                channel=request.channel_id, text=message.text, blocks=message.blocks
+                channel=request.channel_id, text=message.text, blocks=message.blocks_as_dicts()
             )
         except SlackApiError as exc:
             error = self._slack_failed("chat.postMessage", exc)
@@ -825,7 +825,8 @@ class ChatOps:
         """The App Home tab: the requests waiting for this person's approval, with the buttons."""
         requests = await self.waiting_for(user_id=user_id, team_id=team_id, channel_id=None)
         try:
-            await self.slack.views_publish(user_id=user_id, view=home_view(requests, self.registry, notice=notice))
+            view = view_dict(home_view(requests, self.registry, notice=notice))
+            await self.slack.views_publish(user_id=user_id, view=view)
         except SlackApiError as exc:
             self._slack_failed("views.publish", exc)
 
@@ -870,7 +871,7 @@ class ChatOps:
         channel = request.message_channel or request.channel_id
         try:
             await self.slack.chat_postMessage(
-                channel=channel, thread_ts=request.message_ts, text=message.text, blocks=message.blocks
+                channel=channel, thread_ts=request.message_ts, text=message.text, blocks=message.blocks_as_dicts()
             )
         except (SlackApiError, SlackClientError) as exc:
             self._slack_failed("chat.postMessage", exc)
@@ -892,7 +893,7 @@ class ChatOps:
                 channel=request.message_channel,
                 ts=request.message_ts,
                 text=message.text,
-                blocks=message.blocks,
+                blocks=message.blocks_as_dicts(),
             )
         except (SlackApiError, SlackClientError) as exc:
             self._slack_failed("chat.update", exc)

@@ -35,6 +35,7 @@ from slack_sdk.models.views import View
 from bot.actions import META_COMMANDS, ActionSpec, TargetOption
 from bot.preview import Preview
 from bot.requests import ActionRequest, RequestState
+from bot.slack.blockkit import block_dicts
 
 __all__ = [
     "APPROVE_ACTION_ID",
@@ -114,7 +115,7 @@ class Message:
     blocks: list[Block]
 
     def blocks_as_dicts(self) -> list[dict[str, Any]]:
-        return [b.to_dict() for b in self.blocks]
+        return block_dicts(self.blocks)
 
 
 def truncate(text: str, limit: int) -> str:

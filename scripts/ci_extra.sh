@@ -32,3 +32,4 @@ echo "serve stopped cleanly (exit 0)"
 echo "== benchmark, short mode (proves it still runs; figures are printed, never checked)" && python -m bench.run --short
 echo "== store benchmark, short (proves it still runs)" && python -m bench.store_bench --requests 20 --rounds 2
 echo "== Atlas transport benchmark, short (proves it still runs)" && python -m bench.atlas_transport_bench --short
+echo "== Block Kit benchmark, short (proves it still runs)" && python -m bench.blockkit_bench --short

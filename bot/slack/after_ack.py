@@ -23,6 +23,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.errors import ChatOpsError, StoreUnavailable
 from bot.intake import ClickInput, CommandInput, ReplyTo, SubmissionInput, error_text
 from bot.service import ChatOps, Confirmation
+from bot.slack.blockkit import view_dict
 from bot.views import Message, plain_message
 
 __all__ = ["PICKED_KEPT", "AfterAck"]
@@ -69,7 +70,7 @@ class AfterAck:
         if channel:
             try:
                 await self.service.slack.chat_postEphemeral(
-                    channel=channel, user=user, text=message.text, blocks=message.blocks
+                    channel=channel, user=user, text=message.text, blocks=message.blocks_as_dicts()
                 )
             except (SlackApiError, SlackClientError) as exc:
                 error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
@@ -187,7 +188,7 @@ class AfterAck:
         self._picked[self._next_pick] = picked
         while len(self._picked) > PICKED_KEPT:
             self._picked.popitem(last=False)
-        return self._next_pick, picked.view.to_dict()
+        return self._next_pick, view_dict(picked.view)
 
     async def database_ok(self) -> bool:
         try:
