@@ -12,7 +12,7 @@ once per class, and each object is walked once.
 What stays the same: the views are still built with ``slack_sdk.models``, every validator of every
 object still runs, in slack_sdk's order, and raises slack_sdk's own ``SlackObjectFormationError``.
 A class that serialises itself differently (one that overrides ``to_dict`` or the methods it calls,
-e.g. ``Option`` or ``ConfirmObject``) is asked for its own ``to_dict``. tests/unit/test_blockkit.py
+e.g. ``Option`` or ``ConfirmObject``) is asked for its own ``to_dict``. tests/core/test_blockkit.py
 checks the result equals ``to_dict`` for every view and message the bot builds.
 """
 
