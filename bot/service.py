@@ -446,21 +446,12 @@ class ChatOps:
             secret_fingerprint=fingerprint(sub.secret.get_secret_value()) if sub.secret else None,
             sealed_secret=self._sealer.seal(sub.secret) if sub.secret else None,
             profile=getattr(args, "profile", None),
-            preview=preview.model_copy(update={"evidence": {}}) if preview is not None else None,
+            preview=preview,  # its evidence goes to the audit trail, in the request's transaction
             preview_digest=preview.digest if preview is not None else None,
         )
         request = await self.store.create_request(new)
         bind_request_id(request.id)
         log.info("%s requested on %s", request.action, request.target_label)
-        if preview is not None and preview.available:
-            # Evidence: the target's configuration as Atlas returned it, so it can be recreated by hand.
-            await self.store.record_event(
-                event="evidence",
-                actor_id=sub.user_id,
-                request_id=request.id,
-                channel_id=sub.channel_id,
-                detail={"digest": preview.digest, "evidence": preview.evidence},
-            )
         self.metrics.requests.labels(spec.name, "requested").inc()
         message = approval_message(request, spec, approver_roles=rule.approve)
         try:

@@ -92,6 +92,7 @@ from bot.requests import (
 )
 
 __all__ = [
+    "EVIDENCE_EVENT",
     "ApprovalResult",
     "ExecutionClaim",
     "Store",
@@ -118,6 +119,10 @@ COMMIT_UNCERTAIN_MESSAGE: Final = (
 )
 # Every pooled connection stayed busy for the whole pool_timeout: a burst, not an outage.
 BUSY_MESSAGE: Final = "The bot is too busy to reach its database right now; nothing was changed. Try again in a minute."
+
+
+# The audit event holding a request's preview evidence (written with ``requested``; not a transition).
+EVIDENCE_EVENT: Final = "evidence"
 
 
 class TransitionEvent(enum.StrEnum):
@@ -527,7 +532,11 @@ class Store:
 
     @translate_errors
     async def create_request(self, new: NewActionRequest) -> ActionRequest:
-        """Store a new pending request (audit: ``requested``)."""
+        """Store a new pending request (audit: ``requested``, then ``evidence`` when its preview read
+        Atlas: the target's configuration as Atlas returned it, so it can be recreated by hand).
+
+        The evidence is written in the request's own transaction: a request is never stored without
+        it (a replica dying in between), and it costs no transaction of its own."""
         if new.expires_at.tzinfo is None or new.expires_at.utcoffset() is None:
             raise ValueError("expires_at must be timezone-aware")
         now = self._now()
@@ -557,8 +566,7 @@ class Store:
                     "preview_digest": new.preview_digest,
                 },
             )
-            await self._audit(
-                conn,
+            rows = [
                 _audit_row(
                     at=now,
                     event=TransitionEvent.REQUESTED,
@@ -571,8 +579,20 @@ class Store:
                         "approvals_required": new.approvals_required,
                         "expires_at": new.expires_at.astimezone(UTC).isoformat(),
                     },
-                ),
-            )
+                )
+            ]
+            if new.preview is not None and new.preview.available:
+                rows.append(
+                    _audit_row(
+                        at=now,
+                        event=EVIDENCE_EVENT,
+                        actor_id=new.requester_id,
+                        request_id=request_id,
+                        channel_id=new.channel_id,
+                        detail={"digest": new.preview.digest, "evidence": new.preview.evidence},
+                    )
+                )
+            await self._audit(conn, *rows)
             return await self._fetch(conn, request_id)
 
     @translate_errors

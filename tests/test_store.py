@@ -17,9 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.db import SQLITE_IMMEDIATE, create_engine
 from bot.errors import IllegalTransition, RequestNotFound, StaleRequest, StoreUnavailable
+from bot.preview import Fact, Preview, preview_unavailable
 from bot.requests import TRANSITIONS, ActionRequest, NewActionRequest, Outcome, RequestState
 from bot.store import (
     COMMIT_UNCERTAIN_MESSAGE,
+    EVIDENCE_EVENT,
     UNAVAILABLE_MESSAGE,
     ApprovalResult,
     ExecutionClaim,
@@ -129,6 +131,37 @@ async def test_create_and_get_round_trip(store: Store, clock: ManualClock) -> No
     assert created.outcome is None
     assert await store.get(created.id) == created
     assert await events(store, created.id) == ["requested"]
+
+
+async def test_a_preview_read_from_atlas_leaves_its_evidence_with_the_request(store: Store, clock: ManualClock) -> None:
+    read = Preview(
+        facts=(Fact(label="Identity provider", value="Okta (65a1)"),),
+        evidence={"identityProvider": {"id": "65a1", "issuerUri": "https://example.okta.com"}},
+    )
+    created = await store.create_request(new_request(clock, preview=read, preview_digest=read.digest))
+    trail = await store.list_audit(request_id=created.id)
+    assert [e.event for e in trail] == ["requested", EVIDENCE_EVENT]
+    evidence = trail[1]
+    assert evidence.detail == {"digest": read.digest, "evidence": read.evidence}
+    assert (evidence.actor_id, evidence.channel_id, evidence.at) == ("U_REQ", "C_OPS", created.created_at)
+    # The request's own row keeps the preview without the evidence (the trail has it).
+    assert created.preview == read.model_copy(update={"evidence": {}})
+
+    # Atlas could not be read: nothing to keep as evidence.
+    unread = await store.create_request(new_request(clock, preview=preview_unavailable("no answer within 8 s")))
+    assert await events(store, unread.id) == ["requested"]
+
+
+async def test_a_request_whose_evidence_cannot_be_written_is_not_stored(
+    store: Store, clock: ManualClock, db_engine: AsyncEngine
+) -> None:
+    # Not JSON: the evidence row fails inside the request's transaction, so the request goes with it.
+    broken = Preview(evidence={"identityProvider": object()})
+    with pytest.raises(Exception, match="JSON serializable"):
+        await store.create_request(new_request(clock, preview=broken, preview_digest=broken.digest))
+    async with db_engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(action_requests)) == 0
+        assert await conn.scalar(select(func.count()).select_from(audit_events)) == 0
 
 
 async def test_get_unknown_raises_not_found(store: Store) -> None:
