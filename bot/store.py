@@ -589,7 +589,7 @@ class Store:
                         actor_id=new.requester_id,
                         request_id=request_id,
                         channel_id=new.channel_id,
-                        detail={"digest": new.preview.digest, "evidence": new.preview.evidence},
+                        detail={"digest": new.preview_digest, "evidence": new.preview.evidence},
                     )
                 )
             await self._audit(conn, *rows)

@@ -91,14 +91,12 @@ def _compatible(value: Any) -> Any:
     """slack_sdk's ``to_dict_compatible``: lists and tuples become lists, objects their dicts."""
     if isinstance(value, (list, tuple)):
         return [_compatible(item) for item in value]
-    if isinstance(value, JsonObject):
-        if _plan(value) is None:
-            # As slack_sdk does with a child's dict: its lists walked once more.
-            return {k: _compatible(v) for k, v in value.to_dict().items()}
-        # Already converted all the way down: walking it again changes nothing.
+    if isinstance(value, JsonObject) and _plan(value) is not None:
+        # Already converted all the way down: walking it again, as slack_sdk does, changes nothing.
         return _object_dict(value)
     to_dict = getattr(value, "to_dict", None)
     if callable(to_dict):
+        # A class with its own to_dict, as slack_sdk treats a child: its dict's lists walked once more.
         return {k: _compatible(v) for k, v in to_dict().items()}
     return value
 
